@@ -1,0 +1,163 @@
+"""The `ferd` command line (`python -m ferd ...`).
+
+    ferd train-teacher --profile cpu
+    ferd distill  --profile cpu --preset ferd --student fmnist-resnet [--set gamma=0.5 --set seed=1]
+    ferd evaluate --profile cpu --teacher                 # the teacher's per-class table
+    ferd evaluate --profile cpu --preset ferd --student fmnist-resnet --out results/x.csv
+    ferd book     --profile cpu [--only 05]
+
+Every command takes `--set KEY=VALUE` overrides (the same keys as `ferd.config.make_config`); values are
+parsed as Python literals when possible ("0.5", "True", "(1, 2)"), else kept as strings.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from ferd.config import PRESETS, PROFILES, describe_fields, make_config
+from ferd.errors import FerdError
+
+
+def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise FerdError(f"--set {item!r}: expected KEY=VALUE, e.g. --set gamma=0.5")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = ast.literal_eval(v)
+        except (ValueError, SyntaxError):
+            out[k.strip()] = v
+    return out
+
+
+def _common(p: argparse.ArgumentParser, preset: bool = True) -> None:
+    p.add_argument("--profile", default="cpu", choices=list(PROFILES), help="size/dataset profile (default: cpu)")
+    if preset:
+        p.add_argument("--preset", default="ferd", choices=list(PRESETS), help="method preset (default: ferd)")
+        p.add_argument("--student", default=None, help="student architecture (default: the profile's)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default: the profile's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field, e.g. --set gamma=0.5 --set distill.epochs=10")
+    p.add_argument("--artifacts", default=None, help="artifact store root (default: $FERD_ARTIFACTS or ./artifacts)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _config(args: argparse.Namespace):
+    overrides = _parse_sets(args.set)
+    for name in ("student", "seed", "device"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
+    return make_config(args.profile, getattr(args, "preset", "ferd"), overrides)
+
+
+def _store(args: argparse.Namespace):
+    from ferd.artifacts import ArtifactStore
+
+    return ArtifactStore(args.artifacts)
+
+
+def _write(df, out: str | None, default: Path) -> Path:
+    from ferd import artifacts
+
+    path = Path(out) if out else default
+    artifacts.write_atomic(path, df.to_csv(index=False).encode())
+    path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+    return path
+
+
+def cmd_train_teacher(args: argparse.Namespace) -> int:
+    from ferd.teachers import train_teacher
+
+    cfg = _config(args)
+    _, history = train_teacher(cfg, _store(args), progress=not args.quiet)
+    print(history.to_string(index=False))
+    print(f"teacher {cfg.teacher.arch} ({cfg.teacher.method}) stored under key {cfg.key('teacher')}")
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    from ferd.experiments import distill
+
+    cfg = _config(args)
+    res = distill(cfg, _store(args), progress=not args.quiet)
+    last = res.history.iloc[-1]
+    print(f"{cfg.preset} -> {cfg.student}: {len(res.history)} epochs, run dir {res.run_dir}")
+    for k in ("acc_clean", "acc_pgd", "student_loss", "max_p"):
+        if k in last:
+            print(f"  {k} = {last[k]:.4f}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ferd.evaluate import format_table
+    from ferd.experiments import evaluate_student, evaluate_teacher, summary
+
+    cfg = _config(args)
+    store = _store(args)
+    if args.teacher:
+        df = evaluate_teacher(cfg, store, progress=not args.quiet)
+        name = f"teacher_{cfg.dataset}_{cfg.teacher.arch}_{cfg.profile}"
+    else:
+        df = evaluate_student(cfg, args.which, store, progress=not args.quiet)
+        name = f"{cfg.preset}_{cfg.student}_{cfg.profile}_seed{cfg.seed}_{args.which}"
+    path = _write(df, args.out, Path("results") / f"{name}_per_class.csv")
+    s = summary(df, cfg)
+    print(df.pivot_table(index=["class_index", "class_name"], columns="attack", values="accuracy",
+                         sort=False).round(4).to_string())
+    print(format_table(s).to_string())
+    _write(s, str(path).replace("_per_class.csv", "_summary.csv"), path)
+    print(f"per-class table written to {path}")
+    return 0
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    from ferd.book import run_book
+
+    html = run_book(profile=args.profile, only=args.only, out=args.out, build=not args.no_build)
+    print(f"book: {html}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ferd", description="FERD: fairness-enhanced data-free robustness "
+                                     "distillation (reproducible companion).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train-teacher", help="train (or load) the profile's robust teacher")
+    _common(p, preset=False)
+    p.set_defaults(func=cmd_train_teacher)
+    p = sub.add_parser("distill", help="distil a student with a preset", formatter_class=argparse.RawTextHelpFormatter,
+                       epilog="presets: " + ", ".join(PRESETS) + "\n\nconfig fields (use with --set):\n"
+                       + describe_fields())
+    _common(p)
+    p.set_defaults(func=cmd_distill)
+    p = sub.add_parser("evaluate", help="per-class accuracy under Clean/FGSM/PGD/CW/AA")
+    _common(p)
+    p.add_argument("--teacher", action="store_true", help="evaluate the teacher instead of a student")
+    p.add_argument("--which", default="final", choices=["final", "best_clean"], help="student checkpoint")
+    p.add_argument("--out", default=None, help="CSV path for the per-class table (default under results/)")
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("book", help="execute every chapter with papermill, then build the Jupyter Book")
+    p.add_argument("--profile", default="cpu", choices=list(PROFILES))
+    p.add_argument("--only", default=None, help="execute only this chapter (e.g. 05)")
+    p.add_argument("--out", default=None, help="output root (default: the repository)")
+    p.add_argument("--no-build", action="store_true", help="execute notebooks but skip jupyter-book build")
+    p.set_defaults(func=cmd_book)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FerdError as err:
+        print(f"ferd: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,431 @@
+"""Experiment configuration: dataclasses, profiles, presets, validation and a stable hash.
+
+One precedence, in one function (`make_config`):
+
+    defaults (= the `cpu` profile)  <  profile  <  profile's per-dataset values  <  preset  <  explicit overrides
+
+Profiles (`smoke`, `cpu`, `paper`) and presets (`ferd`, `ferd_no_fae`, ..., baselines) hold only their
+differences. Every value is validated once, here, and a bad one raises `ConfigError` naming the field, the
+value and what is allowed. Spec: method.md sections 5.10, 7.2, 7.3 and 8; baselines.md section 1.
+
+The `cpu` profile's schedule (B=64, E=24, warm-up 4, N_G=20, N_S=40, IB steps 10) was sized so that one
+distillation run takes about 2-3 minutes on a 2-core laptop CPU while keeping every structural element of
+spec 5.9; measured times are in `benchmarks/results/`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, get_type_hints
+
+from ferd.errors import ConfigError
+
+DATASETS = ("fashion_mnist", "cifar10", "cifar100", "tiny_imagenet")
+PROFILES_ALLOWED = ("smoke", "cpu", "paper")
+METHODS = ("ferd", "dfhl", "dfard", "derd", "rslad", "fair_rslad")
+
+
+@dataclass
+class AttackConfig:
+    """Threat model and evaluation protocol (spec 2 and 8)."""
+
+    eps: float = 0.1
+    alpha: float = 0.025
+    pgd_steps: int = 20
+    cw_steps: int = 20
+    cw_kappa: float = 50.0
+    fgsm_start: str = "gaussian"
+    aa_targets: int = 9
+    aa_per_class: int = 100  # AutoAttack on the first n test images of each class; 0 = whole test set
+    nsd_std: str = "population"
+    eval_batch_size: int = 256
+    attacks: tuple = ("clean", "fgsm", "pgd", "cw", "aa")
+
+
+@dataclass
+class TeacherConfig:
+    """Robust-teacher training recipe (baselines.md section 8)."""
+
+    arch: str = "fmnist-cnn"
+    method: str = "pgd_at"  # pgd_at | trades | fgsm_rs | natural
+    epochs: int = 4
+    batch_size: int = 128
+    lr: float = 0.1
+    milestones: tuple = (2, 3)  # lr x0.1 at these epochs (1-based, after that epoch)
+    weight_decay: float = 5e-4
+    train_size: int = 20000  # first n training images (stratified); 0 = all
+    attack_steps: int = 5
+    trades_beta: float = 6.0
+
+
+@dataclass
+class DistillConfig:
+    """Every switch of spec 7.2 plus the schedule; baseline fields are prefixed by their method."""
+
+    method: str = "ferd"
+    batch_size: int = 64
+    epochs: int = 24
+    warmup: int = 4
+    n_g: int = 20
+    n_s: int = 40
+    ib_steps: int = 10
+    ib_lr: float = 0.1
+    ib_beta: float = 0.3
+    ib_noise: str = "per_channel"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_schedule_span: str = "all_epochs"
+    lr_g: float = 2e-3
+    lr_z: float = 0.015
+    nz: int = 100
+    gen_loss_weights: tuple = (5.0, 1.0, 1.0, 5.0)  # (bn, adv, oh, uni)
+    ikl_mode: str = "onehot"
+    ikl_T2: float = 100.0
+    lambda_clean: float = 5 / 6
+    lambda_adv: float = 1 / 6
+    use_reweighting: bool = True
+    use_fae: bool = True
+    class_weight_rule: str = "softmax"
+    class_weight_tau: float = 1.0
+    class_weight_bounds: tuple = (0.05, 0.2)
+    absent_class_policy: str = "zero"
+    probe_batch: str = "last_augmented"
+    probe_teacher_mode: str = "eval"
+    probe_steps: int = 20
+    gamma: float = 0.3
+    utae_target: str = "student"
+    utae_steps: int = 10
+    aug_padding: int = 2
+    pool_dtype: str = "float32"
+    eval_every: int = 4
+    track_per_class: int = 100  # per-class clean/PGD tracking on the first n test images of each class
+    snapshot_every: int = 8
+    # DFHL (baselines.md 3)
+    dfhl_n_g: int = 10
+    dfhl_label_smoothing: float = 0.2
+    dfhl_div_weight: float = 3.0
+    dfhl_hee_steps: int = 10
+    dfhl_hee_step: float = 0.03
+    dfhl_nz: int = 256
+    dfhl_lr_z: float = 0.01
+    # DFARD approximation (baselines.md 4)
+    dfard_agb: bool = True
+    dfard_ita: bool = True
+    dfard_ita_step: float = 0.25
+    # DERD approximation (baselines.md 5)
+    derd_sga: str = "pcgrad"
+    derd_bn_teachers: str = "both"
+    # RSLAD / Fair-RSLAD on real data (baselines.md 7)
+    real_epochs: int = 6
+    real_train_size: int = 20000
+    fair_beta: float = 2.0
+
+
+@dataclass
+class Config:
+    """One experiment: profile, data, models, seed, and the three sections above."""
+
+    profile: str = "cpu"
+    preset: str = "ferd"
+    dataset: str = "fashion_mnist"
+    student: str = "fmnist-resnet"
+    seed: int = 0
+    device: str = "cpu"
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+
+    # -- derived ---------------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return {"fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "tiny_imagenet": 200}[self.dataset]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def key(self, *parts: str) -> str:
+        """Short stable hash of the named parts of the config ('teacher', 'run', 'eval').
+
+        `teacher`: what determines the teacher weights. `run`: what determines a distilled student
+        (teacher included). `eval`: the run plus the attack protocol. The device is left out on purpose,
+        so artifacts made on a GPU are reused on a CPU.
+        """
+        d = self.to_dict()
+        pick: dict[str, Any] = {"dataset": d["dataset"], "teacher": d["teacher"], "eps": d["attack"]["eps"],
+                                "alpha": d["attack"]["alpha"]}
+        if "run" in parts or "eval" in parts:
+            pick.update(student=d["student"], seed=d["seed"], distill=d["distill"])
+        if "eval" in parts:
+            pick["attack"] = d["attack"]
+        blob = json.dumps(pick, sort_keys=True, default=list)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------------------------
+# Profiles and presets: only their differences from the defaults.
+# ------------------------------------------------------------------------------------------------
+PROFILES: dict[str, dict[str, Any]] = {
+    "cpu": {},
+    "smoke": {
+        "teacher.epochs": 1, "teacher.train_size": 512, "teacher.milestones": (), "teacher.attack_steps": 2,
+        "distill.batch_size": 32, "distill.epochs": 3, "distill.warmup": 1, "distill.n_g": 2,
+        "distill.n_s": 2, "distill.ib_steps": 5, "distill.probe_steps": 3, "distill.utae_steps": 3,
+        "distill.eval_every": 1, "distill.snapshot_every": 1, "distill.track_per_class": 4, "distill.dfhl_n_g": 2, "distill.dfhl_hee_steps": 2,
+        "distill.real_epochs": 1, "distill.real_train_size": 256,
+        "attack.pgd_steps": 3, "attack.cw_steps": 3, "attack.aa_per_class": 2, "attack.attacks": ("clean", "fgsm", "pgd", "cw"),
+    },
+    "paper": {
+        "dataset": "cifar10", "student": "resnet18", "device": "auto",
+        "teacher.arch": "wrn-34-10", "teacher.method": "trades", "teacher.epochs": 76, "teacher.milestones": (75,),
+        "teacher.weight_decay": 2e-4, "teacher.train_size": 0, "teacher.attack_steps": 10,
+        "attack.eps": 8 / 255, "attack.alpha": 2 / 255, "attack.aa_per_class": 0,
+        "distill.batch_size": 256, "distill.epochs": 220, "distill.warmup": 20, "distill.n_g": 200,
+        "distill.n_s": 400, "distill.ib_steps": 50, "distill.aug_padding": 4, "distill.eval_every": 10,
+        "distill.snapshot_every": 10, "distill.real_epochs": 300, "distill.real_train_size": 0,
+    },
+}
+
+# Paper profile per dataset (spec 5.10); applied only when profile == "paper".
+PAPER_DATASETS: dict[str, dict[str, Any]] = {
+    "cifar10": {},
+    "cifar100": {"distill.batch_size": 512, "distill.epochs": 320, "distill.lr": 0.2, "distill.dfhl_lr_z": 0.015},
+    "tiny_imagenet": {"teacher.arch": "preactresnet34", "teacher.method": "pgd_at", "student": "preactresnet18",
+                      "distill.batch_size": 512, "distill.epochs": 220, "distill.lr": 0.2},
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "ferd": {},
+    "ferd_no_reweight": {"distill.use_reweighting": False},
+    "ferd_no_fae": {"distill.use_fae": False},
+    "ferd_no_utae": {"distill.gamma": 0.0},
+    "ferd_no_fae_utae": {"distill.use_fae": False, "distill.gamma": 0.0},
+    "dfrd_plain": {"distill.use_reweighting": False, "distill.use_fae": False, "distill.gamma": 0.0},
+    "ferd_released": {"distill.class_weight_rule": "minmax", "distill.gamma": 0.0,
+                      "distill.probe_teacher_mode": "train_leak"},
+    "dfhl": {"distill.method": "dfhl"},
+    "dfard": {"distill.method": "dfard"},
+    "derd": {"distill.method": "derd"},
+    "rslad": {"distill.method": "rslad"},
+    "fair_rslad": {"distill.method": "fair_rslad"},
+}
+ABLATION_PRESETS = ("ferd", "ferd_no_reweight", "ferd_no_fae", "ferd_no_utae", "ferd_no_fae_utae")
+BASELINE_PRESETS = ("dfrd_plain", "dfhl", "dfard", "derd", "rslad", "fair_rslad")
+
+# Allowed values of string fields, checked in `validate`.
+CHOICES: dict[str, tuple] = {
+    "profile": PROFILES_ALLOWED, "dataset": DATASETS,
+    "teacher.method": ("pgd_at", "trades", "fgsm_rs", "natural"),
+    "distill.method": METHODS,
+    "distill.ib_noise": ("per_channel", "per_element"),
+    "distill.lr_schedule_span": ("all_epochs", "student_epochs"),
+    "distill.ikl_mode": ("onehot", "teacher"),
+    "distill.class_weight_rule": ("softmax", "minmax", "uniform"),
+    "distill.absent_class_policy": ("zero", "carry_forward"),
+    "distill.probe_batch": ("last_augmented", "kept_best"),
+    "distill.probe_teacher_mode": ("eval", "train_leak"),
+    "distill.utae_target": ("student", "teacher"),
+    "distill.pool_dtype": ("float32", "float16", "uint8"),
+    "distill.derd_sga": ("pcgrad", "stochastic_sign", "sum"),
+    "distill.derd_bn_teachers": ("both", "robust"),
+    "attack.fgsm_start": ("gaussian", "none"),
+    "attack.nsd_std": ("population", "sample"),
+}
+ATTACK_NAMES = ("clean", "fgsm", "pgd", "cw", "aa")
+
+
+# ------------------------------------------------------------------------------------------------
+def _section_fields() -> dict[str, tuple[type, dict[str, Any]]]:
+    """Map every dotted field name to (type, owner) for lookup and type checks."""
+    out: dict[str, Any] = {}
+    for f in fields(Config):
+        if f.name in ("teacher", "distill", "attack"):
+            cls = {"teacher": TeacherConfig, "distill": DistillConfig, "attack": AttackConfig}[f.name]
+            hints = get_type_hints(cls)
+            for sf in fields(cls):
+                out[f"{f.name}.{sf.name}"] = hints[sf.name]
+        else:
+            out[f.name] = get_type_hints(Config)[f.name]
+    return out
+
+
+FIELD_TYPES = _section_fields()
+
+
+def resolve_key(key: str) -> str:
+    """Accept 'gamma', 'distill.gamma' or 'distill__gamma'; return the dotted name or raise."""
+    key = key.replace("__", ".")
+    if key in FIELD_TYPES:
+        return key
+    matches = [k for k in FIELD_TYPES if k.split(".")[-1] == key]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ConfigError(key, key, f"a qualified name, one of {matches}")
+    raise ConfigError("config key", key, "a field of ferd.config.Config (see `ferd distill --help`)")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check the type of `value` for field `name`; allow int for float and lists for tuples."""
+    typ = FIELD_TYPES[name]
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(name, value, "a bool (True or False)")
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(name, value, "an int")
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(name, value, "a number")
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(name, value, "a string")
+    if typ is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        if isinstance(value, str):  # "a,b" from the command line
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        raise ConfigError(name, value, "a list or tuple")
+    return value
+
+
+def _set(cfg: Config, name: str, value: Any) -> None:
+    obj: Any = cfg
+    parts = name.split(".")
+    for p in parts[:-1]:
+        obj = getattr(obj, p)
+    setattr(obj, parts[-1], _coerce(name, value))
+
+
+def _get(cfg: Config, name: str) -> Any:
+    obj: Any = cfg
+    for p in name.split("."):
+        obj = getattr(obj, p)
+    return obj
+
+
+def make_config(profile: str = "cpu", preset: str = "ferd", overrides: Mapping[str, Any] | None = None,
+                **kw: Any) -> Config:
+    """Build and validate a config: defaults < profile < per-dataset < preset < overrides.
+
+    `overrides` (and keyword arguments) may name fields plainly ('gamma'), dotted ('distill.gamma') or
+    with double underscores ('distill__gamma', handy for papermill).
+    """
+    if profile not in PROFILES:
+        raise ConfigError("profile", profile, tuple(PROFILES))
+    if preset not in PRESETS:
+        raise ConfigError("preset", preset, tuple(PRESETS))
+    explicit = {resolve_key(k): v for k, v in {**(overrides or {}), **kw}.items()}
+    cfg = Config(profile=profile, preset=preset)
+    for k, v in PROFILES[profile].items():
+        _set(cfg, k, v)
+    if profile == "paper":
+        ds = explicit.get("dataset", cfg.dataset)
+        if ds not in PAPER_DATASETS:
+            raise ConfigError("dataset", ds, tuple(PAPER_DATASETS))
+        for k, v in PAPER_DATASETS[ds].items():
+            _set(cfg, k, v)
+    for k, v in PRESETS[preset].items():
+        _set(cfg, k, v)
+    for k, v in explicit.items():
+        _set(cfg, k, v)
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(d: Mapping[str, Any]) -> Config:
+    """Rebuild a config saved with `Config.to_dict` (checkpoints, artifacts), validating it."""
+    cfg = Config()
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            for sk, sv in v.items():
+                _set(cfg, resolve_key(f"{k}.{sk}"), sv)
+        else:
+            _set(cfg, resolve_key(k), v)
+    validate(cfg)
+    return cfg
+
+
+def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise ConfigError(name, value, allowed)
+
+
+def validate(cfg: Config) -> None:
+    """Raise ConfigError on the first value that is not allowed."""
+    for name, allowed in CHOICES.items():
+        _check(_get(cfg, name) in allowed, name, _get(cfg, name), "one of " + ", ".join(map(repr, allowed)))
+    from ferd.models import list_models  # local import: models import nothing from config
+
+    known = list_models()
+    for name in ("student", "teacher.arch"):
+        _check(_get(cfg, name) in known, name, _get(cfg, name), "a registered model: " + ", ".join(known))
+    a, d, t = cfg.attack, cfg.distill, cfg.teacher
+    _check(0 < a.eps < 1, "attack.eps", a.eps, "a number in (0, 1)")
+    _check(0 < a.alpha <= a.eps, "attack.alpha", a.alpha, f"a number in (0, eps={a.eps}]")
+    for name in ("attack.pgd_steps", "attack.cw_steps", "attack.aa_per_class", "distill.warmup",
+                 "distill.probe_steps", "distill.utae_steps", "distill.ib_steps", "distill.n_g", "distill.n_s",
+                 "distill.aug_padding", "distill.track_per_class", "teacher.train_size", "teacher.attack_steps", "distill.real_train_size",
+                 "distill.dfhl_n_g", "distill.dfhl_hee_steps", "seed"):
+        _check(_get(cfg, name) >= 0, name, _get(cfg, name), "an integer >= 0")
+    for name in ("attack.eval_batch_size", "attack.aa_targets", "distill.batch_size", "distill.epochs",
+                 "distill.nz", "distill.eval_every", "distill.snapshot_every", "teacher.epochs",
+                 "teacher.batch_size", "distill.real_epochs", "distill.dfhl_nz"):
+        _check(_get(cfg, name) >= 1, name, _get(cfg, name), "an integer >= 1")
+    for name in ("distill.lr", "distill.lr_g", "distill.lr_z", "distill.ib_lr", "teacher.lr",
+                 "distill.class_weight_tau", "distill.ikl_T2", "distill.dfhl_lr_z"):
+        _check(_get(cfg, name) > 0, name, _get(cfg, name), "a number > 0")
+    for name in ("distill.gamma", "distill.ib_beta", "distill.lambda_clean", "distill.lambda_adv",
+                 "distill.weight_decay", "teacher.weight_decay", "distill.momentum", "teacher.trades_beta",
+                 "attack.cw_kappa", "distill.dfhl_div_weight", "distill.fair_beta"):
+        _check(_get(cfg, name) >= 0, name, _get(cfg, name), "a number >= 0")
+    _check(d.warmup < d.epochs, "distill.warmup", d.warmup, f"fewer than distill.epochs={d.epochs}")
+    _check(0 <= d.dfhl_label_smoothing < 1, "distill.dfhl_label_smoothing", d.dfhl_label_smoothing, "[0, 1)")
+    lo_hi = d.class_weight_bounds
+    _check(len(lo_hi) == 2 and 0 < lo_hi[0] < lo_hi[1], "distill.class_weight_bounds", lo_hi,
+           "(low, high) with 0 < low < high")
+    _check(len(d.gen_loss_weights) == 4 and all(w >= 0 for w in d.gen_loss_weights),
+           "distill.gen_loss_weights", d.gen_loss_weights, "four numbers >= 0 (bn, adv, oh, uni)")
+    bad = [x for x in a.attacks if x not in ATTACK_NAMES]
+    _check(not bad, "attack.attacks", a.attacks, "a subset of " + ", ".join(ATTACK_NAMES))
+    _check(all(m >= 1 for m in t.milestones), "teacher.milestones", t.milestones, "epochs >= 1")
+    _check_device(cfg.device)
+
+
+def resolve_device(device: str) -> str:
+    """'auto' becomes 'cuda' when a GPU is visible, else 'cpu'; other values pass through."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError("device", device, "'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count()
+        _check(n > 0 and (dev.index or 0) < n, "device", device,
+               f"an existing device ({n} CUDA device(s) visible); use 'cpu' here")
+    elif dev.type != "cpu":
+        raise ConfigError("device", device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def describe_fields() -> str:
+    """One line per field with its default, for `--help` texts and the book."""
+    cfg = Config()
+    lines = [f"{k} = {_get(cfg, k)!r}" for k in FIELD_TYPES]
+    return "\n".join(lines)

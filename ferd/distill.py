@@ -1,0 +1,325 @@
+"""The one training loop of data-free robustness distillation (spec 5.9), driven by a `Config`.
+
+    python -m ferd distill --profile cpu --preset ferd --student fmnist-resnet
+
+Each epoch, in the spec's order: `synthesize` (generation round into the pool), `probe` (class
+vulnerability -> class weights for the next epoch), then, after the warm-up, `student_step` N_S times.
+Baselines subclass `Distiller` and override one of these methods; none copies the loop.
+
+A checkpoint is written atomically after every epoch; `run` resumes from the last finished epoch and
+ends with exactly the result of an uninterrupted run (all randomness flows from the global torch RNG,
+whose state the checkpoint stores, and from attack objects seeded by (seed, epoch, step)).
+Swappable pieces (`class_weight_rule`, `student_attack`) are constructor arguments, so a notebook can pass
+its own callables without editing the library.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from ferd import artifacts
+from ferd.attacks import PGD, Attack, Clean
+from ferd.augment import augment
+from ferd.config import Config, resolve_device
+from ferd.data import DATASETS, ImageSplit, load_split, stratified_subset
+from ferd.errors import CheckpointError, TrainingError
+from ferd.evaluate import evaluate
+from ferd.generator import Generator
+from ferd.losses import BNStatsLoss, onehot_prior, student_loss, teacher_prior
+from ferd.models import create_model
+from ferd.pool import SyntheticPool
+from ferd.reweighting import class_weights, probe_vulnerability
+from ferd.runtime import rng_state, seed_everything, set_rng_state
+from ferd.synthesis import SynthesisResult, ferd_round, sample_labels
+from ferd.teachers import train_teacher
+from ferd.utae import UTAE
+
+ClassWeightRule = Callable[[torch.Tensor], torch.Tensor]
+StudentAttack = Callable[[nn.Module, float, float, int, int], Attack]  # (net, eps, alpha, steps, seed) -> attack
+
+
+def cosine_lr(cfg: Config, epoch: int) -> float:
+    """Student learning rate of a 1-based epoch: cosine to 0, stepped per epoch (spec 5.8, D10)."""
+    d = cfg.distill
+    if d.lr_schedule_span == "all_epochs":
+        return 0.5 * d.lr * (1 + math.cos(math.pi * (epoch - 1) / d.epochs))
+    span = d.epochs - d.warmup
+    return 0.5 * d.lr * (1 + math.cos(math.pi * max(epoch - 1 - d.warmup, 0) / span))
+
+
+@dataclass
+class DistillResult:
+    """A finished run: the final student (eval mode), its history and where its artifacts live."""
+
+    cfg: Config
+    student: nn.Module
+    history: pd.DataFrame
+    run_dir: Path
+    key: str
+    best_clean_state: dict[str, torch.Tensor] | None = None
+
+    def best_clean_student(self) -> nn.Module:
+        """The checkpoint with the best clean tracking accuracy (spec 2.4; reported beside the final one)."""
+        model = create_model(self.cfg.student, num_classes=self.cfg.num_classes)
+        model.load_state_dict(self.best_clean_state or self.student.state_dict())
+        return model.eval()
+
+
+class Distiller:
+    """FERD and its ablations; baselines subclass it (ferd.baselines)."""
+
+    uses_generator = True  # False for data-available references that train on real images
+
+    def __init__(self, cfg: Config, teacher: nn.Module | None = None, store: artifacts.ArtifactStore | None = None,
+                 class_weight_rule: ClassWeightRule | None = None, student_attack: StudentAttack | None = None,
+                 progress: bool = True):
+        self.cfg, self.d = cfg, cfg.distill
+        self.store = store or artifacts.ArtifactStore()
+        self.device = torch.device(resolve_device(cfg.device))
+        self.progress = progress
+        self.key = cfg.key("run") + ("" if class_weight_rule is None and student_attack is None else "-custom")
+        self.run_dir = self.store.dir("run", f"{cfg.preset}-{cfg.student}-{self.key}")
+        self.teacher = (teacher if teacher is not None else train_teacher(cfg, self.store, progress)[0])
+        self.teacher.to(self.device).eval()
+        self.C = cfg.num_classes
+        self.class_weight_rule = class_weight_rule
+        self.student_attack = student_attack
+        seed_everything(cfg.seed)
+        self.student = create_model(cfg.student, num_classes=self.C).to(self.device)
+        self.opt = torch.optim.SGD(self.student.parameters(), lr=self.d.lr, momentum=self.d.momentum,
+                                   weight_decay=self.d.weight_decay)
+        shape = DATASETS[cfg.dataset].shape
+        self.nc, self.img_size = shape[0], shape[1]
+        self.G = Generator(nz=self.d.nz, img_size=self.img_size, nc=self.nc).to(self.device)
+        self.bn = BNStatsLoss(self.teacher)
+        self.pool = SyntheticPool(self.C, dtype=self.d.pool_dtype)
+        self.p = torch.full((self.C,), 1.0 / self.C)
+        self.D = torch.zeros(self.C)
+        self.rows: list[dict[str, Any]] = []
+        self.best_clean, self.best_state = -1.0, None
+        self.epoch = 0
+        self._tracking: ImageSplit | None = None
+
+    # ------------------------------------------------------------------ stages (override in baselines)
+    def synthesize(self, epoch: int) -> SynthesisResult:
+        """Generation stage: labels from p, one FERD round, kept batch into the pool (spec 5.2-5.5)."""
+        d = self.d
+        y = sample_labels(self.p, d.batch_size)
+        weights = tuple(d.gen_loss_weights)
+        res = ferd_round(self.teacher, self.student, self.G, self.bn, y, nz=d.nz, steps=d.n_g, lr_g=d.lr_g,
+                         lr_z=d.lr_z, weights=weights, use_fae=d.use_fae, ib_steps=d.ib_steps, ib_lr=d.ib_lr,
+                         ib_beta=d.ib_beta, ib_noise=d.ib_noise, ikl_T2=d.ikl_T2, padding=d.aug_padding,
+                         device=self.device)
+        self.pool.append(res.x.cpu(), res.y.cpu())
+        return res
+
+    def probe(self, res: SynthesisResult, epoch: int) -> dict[str, float]:
+        """Robustness probe on the teacher and the class weights for the next epoch (spec 5.6)."""
+        d, a = self.d, self.cfg.attack
+        if not d.use_reweighting:
+            return {}
+        x = res.probe_x if d.probe_batch == "last_augmented" else res.x
+        attack = PGD(self.teacher, eps=a.eps, alpha=a.alpha, steps=d.probe_steps, seed=self._seed(epoch, -1))
+        D, m = probe_vulnerability(self.teacher, x, res.y.to(self.device), attack, self.C,
+                                   teacher_mode=d.probe_teacher_mode, absent_policy=d.absent_class_policy,
+                                   previous=self.D.to(self.device))
+        self.D = D.detach().cpu().float()
+        rule = self.class_weight_rule or d.class_weight_rule
+        params: dict[str, Any] = {}
+        if rule == "softmax":
+            params = {"tau": d.class_weight_tau}
+        elif rule == "minmax":
+            params = {"bounds": tuple(d.class_weight_bounds)}
+        self.p = class_weights(self.D, rule, **params).detach().cpu().double()
+        return {"probe_margin_mean": float(m.mean())}
+
+    def make_attack(self, epoch: int, step: int) -> Attack:
+        """The student-stage inner maximisation: UTAE (gamma = 0 gives plain KL-PGD, spec 5.7)."""
+        a, d = self.cfg.attack, self.d
+        net = self.student if d.utae_target == "student" else self.teacher
+        if self.student_attack is not None:
+            return self.student_attack(net, a.eps, a.alpha, d.utae_steps, self._seed(epoch, step))
+        return UTAE(net, eps=a.eps, alpha=a.alpha, steps=d.utae_steps, gamma=d.gamma, seed=self._seed(epoch, step))
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.pool.next_batch(self.d.batch_size)
+        return x.to(self.device), y.to(self.device)
+
+    def student_step(self, epoch: int, step: int) -> dict[str, torch.Tensor]:
+        """One student update on a pool batch: x_F, UTAE x_U, IKL loss (spec 5.7-5.8)."""
+        d = self.d
+        x, y = self.next_batch()
+        x_f = augment(x, padding=d.aug_padding)
+        with torch.no_grad():
+            t = self.teacher(x_f)
+        x_u = self.make_attack(epoch, step)(x_f, t)
+        self.student.train()
+        prior = onehot_prior(y, self.C) if d.ikl_mode == "onehot" else teacher_prior(t, d.ikl_T2)
+        out = student_loss(self.student(x_f), self.student(x_u), t, prior, d.lambda_clean, d.lambda_adv)
+        self._backward(out.total, epoch, step)
+        return {"student_loss": out.total.detach(), "student_clean": out.clean.detach(),
+                "student_adv": out.adv.detach()}
+
+    def steps_per_epoch(self) -> int:
+        return self.d.n_s
+
+    def end_epoch(self, epoch: int, row: dict[str, Any]) -> None:
+        """Hook for baselines that adapt per epoch (temperatures, class weights)."""
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> DistillResult:
+        d = self.d
+        ckpt = self.run_dir / "checkpoint.pt"
+        with artifacts.locked(ckpt):
+            final = self.run_dir / "final.pt"
+            if artifacts.is_valid(final):
+                return self._result_from(final)
+            self._resume(ckpt)
+            bar = tqdm(range(self.epoch + 1, d.epochs + 1), desc=f"{self.cfg.preset}/{self.cfg.student}",
+                       disable=not self.progress)
+            for epoch in bar:
+                row = self.train_epoch(epoch)
+                bar.set_postfix({k: f"{row[k]:.3f}" for k in ("student_loss", "acc_clean") if k in row})
+                self.epoch = epoch
+                self._save_checkpoint(ckpt)
+            history = pd.DataFrame(self.rows)
+            artifacts.save_frame(self.run_dir / "history.csv", history)
+            artifacts.save_torch(final, {"student": self.student.state_dict(), "best_clean": self.best_state,
+                                         "history": self.rows, "provenance": artifacts.provenance(self.cfg.to_dict())})
+            artifacts.save_json(self.run_dir / "config.json", {**artifacts.provenance(self.cfg.to_dict()),
+                                                               "key": self.key})
+        return DistillResult(self.cfg, self.student.eval(), history, self.run_dir, self.key, self.best_state)
+
+    def train_epoch(self, epoch: int) -> dict[str, Any]:
+        d = self.d
+        lr = cosine_lr(self.cfg, epoch)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        row: dict[str, Any] = {"epoch": epoch, "lr": lr}
+        res = None
+        if self.uses_generator:
+            res = self.synthesize(epoch)
+            row.update(res.parts)
+            self._check_finite(row, epoch, step=-1)
+        row.update({f"p_{c}": float(v) for c, v in enumerate(self.p)})  # p used for this epoch's labels
+        if res is not None:
+            row.update(self.probe(res, epoch))
+        row.update({f"D_{c}": float(v) for c, v in enumerate(self.D)})
+        row["pool_size"] = len(self.pool)
+        if epoch > d.warmup:
+            sums: dict[str, torch.Tensor] = {}
+            n = self.steps_per_epoch()
+            for step in tqdm(range(n), desc=f"epoch {epoch} student", leave=False, disable=not self.progress):
+                for k, v in self.student_step(epoch, step).items():
+                    sums[k] = sums.get(k, 0) + v
+            row.update({k: float(v) / n for k, v in sums.items()})
+            self._check_finite(row, epoch, step=n - 1)
+        self.end_epoch(epoch, row)
+        if epoch % d.eval_every == 0 or epoch == d.epochs:
+            row.update(self.track(epoch))
+        row["max_p"] = float(self.p.max())
+        self.rows.append(row)
+        return row
+
+    def track(self, epoch: int) -> dict[str, float]:
+        """Per-class clean and PGD accuracy on a fixed stratified test subset (logging only, spec 2.4, 9)."""
+        if self._tracking is None:
+            self._tracking = stratified_subset(load_split(self.cfg.dataset, "test"), self.d.track_per_class)
+        a = self.cfg.attack
+        attacks = {"clean": Clean(self.student),
+                   "pgd": PGD(self.student, eps=a.eps, alpha=a.alpha, steps=a.pgd_steps, seed=0)}
+        df = evaluate(self.student, self._tracking, attacks, batch_size=a.eval_batch_size, device=self.device,
+                      progress=False)
+        out: dict[str, float] = {}
+        for name, g in df.groupby("attack"):
+            out[f"acc_{name}"] = float(g["correct"].sum() / g["count"].sum())
+            out.update({f"acc_{name}_{int(c)}": float(v) for c, v in zip(g["class_index"], g["accuracy"])})
+        if out["acc_clean"] > self.best_clean:
+            self.best_clean = out["acc_clean"]
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.student.state_dict().items()}
+        return out
+
+    # ------------------------------------------------------------------ helpers
+    def _seed(self, epoch: int, step: int) -> int:
+        return (self.cfg.seed * 1_000_003 + epoch * 10_007 + step + 1) % (2**62)
+
+    def _backward(self, loss: torch.Tensor, epoch: int, step: int) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    def _check_finite(self, row: dict[str, Any], epoch: int, step: int) -> None:
+        """Stop with a clear error on a NaN/inf loss, after saving the last good state (the last checkpoint)."""
+        for k, v in row.items():
+            if isinstance(v, float) and ("loss" in k or k.startswith("gen_")) and not math.isfinite(v):
+                raise TrainingError(f"loss term {k!r} is {v} at epoch {epoch}, step {step} "
+                                    f"(run {self.run_dir}); the last good state is {self.run_dir / 'checkpoint.pt'}")
+
+    def _state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "student": self.student.state_dict(), "optimizer": self.opt.state_dict(),
+                "generator": self.G.state_dict(), "pool": self.pool.state_dict(), "p": self.p, "D": self.D,
+                "rows": self.rows, "best_clean": self.best_clean, "best_state": self.best_state,
+                "rng": rng_state(), "extra": self.extra_state(), "config": self.cfg.to_dict(),
+                # the released variant's probe updates the teacher's BN statistics (D4): keep them
+                "teacher": self.teacher.state_dict() if self.d.probe_teacher_mode == "train_leak" else None}
+
+    def _save_checkpoint(self, path: Path) -> None:
+        artifacts.save_torch(path, self._state())
+        if self.epoch % self.d.snapshot_every == 0 and len(self.pool):
+            from ferd.plots import save_image_grid
+            x, _ = self.pool.tensors()
+            save_image_grid(x[-min(64, len(x)):], self.run_dir / f"samples_epoch{self.epoch:03d}.png")
+
+    def _resume(self, path: Path) -> None:
+        if not path.exists():
+            return
+        try:
+            s = artifacts.load_torch(path)
+        except CheckpointError as err:
+            warnings.warn(f"starting over: {err}", stacklevel=2)
+            return
+        self.epoch = s["epoch"]
+        self.student.load_state_dict(s["student"])
+        self.opt.load_state_dict(s["optimizer"])
+        self.G.load_state_dict(s["generator"])
+        self.pool.load_state_dict(s["pool"])
+        self.p, self.D, self.rows = s["p"], s["D"], s["rows"]
+        self.best_clean, self.best_state = s["best_clean"], s["best_state"]
+        self.load_extra_state(s["extra"])
+        if s.get("teacher") is not None:
+            self.teacher.load_state_dict(s["teacher"])
+        set_rng_state(s["rng"])
+
+    def _result_from(self, path: Path) -> DistillResult:
+        s = artifacts.load_torch(path)
+        self.student.load_state_dict(s["student"])
+        return DistillResult(self.cfg, self.student.eval(), pd.DataFrame(s["history"]), self.run_dir, self.key,
+                             s["best_clean"])
+
+
+def distiller_class(cfg: Config) -> type[Distiller]:
+    """FERD's loop, or the baseline subclass named by `cfg.distill.method`."""
+    if cfg.distill.method == "ferd":
+        return Distiller
+    from ferd.baselines import BASELINES
+
+    return BASELINES[cfg.distill.method]
+
+
+def run(cfg: Config, **kw: Any) -> DistillResult:
+    """Distil a student for `cfg` (or load the finished run from the artifact store)."""
+    return distiller_class(cfg)(cfg, **kw).run()

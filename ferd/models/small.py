@@ -1,0 +1,95 @@
+"""Small models of the CPU profile (Fashion-MNIST, 1x28x28; spec §8).
+
+- "fmnist-cnn": the BN-CNN teacher (~94k parameters). Its split point is the third conv's BN output,
+  pre-activation, Z = [B, 128*width, 7, 7]. `width=0.5` gives the spec §8 "same layout, 16/32/64" student.
+- "fmnist-resnet": a small ResNet student (BasicBlocks, widths 16/32/48, ~56k parameters).
+- "fmnist-mobilenet": a small MobileNet-V2-style student (inverted residuals, ~51k parameters).
+
+All use adaptive pooling, so they accept any `in_channels` and image size >= 8 (e.g. 3x32x32 as well).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ferd.errors import ConfigError
+from ferd.models.mobilenetv2 import MobileNetV2
+from ferd.models.registry import FerdModel, register_model, strip_prefix
+from ferd.models.resnet import BasicBlock
+
+
+def conv_bn(in_ch: int, out_ch: int) -> list[nn.Module]:
+    return [nn.Conv2d(in_ch, out_ch, 3, 1, 1, bias=False), nn.BatchNorm2d(out_ch)]
+
+
+class FashionCNN(FerdModel):
+    """conv3x3-BN-ReLU-maxpool x2, conv3x3-BN (= Z) ; head ReLU -> GAP -> linear (spec §8)."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: float = 1.0):
+        super().__init__()
+        if not width > 0:
+            raise ConfigError("width", width, "a float > 0")
+        c1, c2, c3 = (max(1, round(c * width)) for c in (32, 64, 128))
+        self.body = nn.Sequential(
+            *conv_bn(in_channels, c1), nn.ReLU(), nn.MaxPool2d(2),  # 28 -> 14
+            *conv_bn(c1, c2), nn.ReLU(), nn.MaxPool2d(2),  # 14 -> 7
+            *conv_bn(c2, c3),  # split point l: BN output, before its ReLU
+        )
+        self.linear = nn.Linear(c3, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # [B, c3, H/4, W/4]
+
+    def head(self, z: torch.Tensor) -> torch.Tensor:
+        return self.linear(F.adaptive_avg_pool2d(F.relu(z), 1).flatten(1))
+
+
+class SmallResNet(FerdModel):
+    """conv3x3-BN-ReLU stem, one BasicBlock per stage (strides 1/2/2), GAP -> linear."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, widths: tuple[int, ...] = (16, 32, 48)):
+        super().__init__()
+        self.stem = nn.Sequential(*conv_bn(in_channels, widths[0]), nn.ReLU())
+        blocks, in_planes = [], widths[0]
+        for i, planes in enumerate(widths):
+            blocks.append(BasicBlock(in_planes, planes, 1 if i == 0 else 2))
+            in_planes = planes
+        self.layers = nn.Sequential(*blocks)
+        self.linear = nn.Linear(in_planes, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(self.stem(x))  # [B, widths[-1], H/4, W/4] for three stages
+
+    def head(self, z: torch.Tensor) -> torch.Tensor:
+        return self.linear(F.adaptive_avg_pool2d(z, 1).flatten(1))
+
+
+# (t, c, n, s): 28 -> 14 -> 7 with three expansion-4 stages.
+FMNIST_MOBILENET_SETTING = ((1, 8, 1, 1), (4, 16, 2, 2), (4, 24, 2, 2), (4, 48, 2, 1))
+
+
+@register_model("fmnist-cnn", family="small", input_size=(1, 28, 28), default_num_classes=10,
+                paper_role="CPU-profile teacher (spec §8; width=0.5 = the spec's 24k student)",
+                split="third conv's BN output, pre-activation (Z [B,128,7,7]); head = ReLU -> GAP -> linear",
+                checkpoint_key_adapter=strip_prefix)
+def fmnist_cnn(num_classes: int = 10, in_channels: int = 1, width: float = 1.0) -> FashionCNN:
+    return FashionCNN(num_classes, in_channels, width)
+
+
+@register_model("fmnist-resnet", family="small", input_size=(1, 28, 28), default_num_classes=10,
+                paper_role="CPU-profile student (small ResNet)",
+                split="last stage output before pooling (Z [B,48,7,7]); head = GAP -> linear",
+                checkpoint_key_adapter=strip_prefix)
+def fmnist_resnet(num_classes: int = 10, in_channels: int = 1,
+                  widths: tuple[int, ...] = (16, 32, 48)) -> SmallResNet:
+    return SmallResNet(num_classes, in_channels, tuple(widths))
+
+
+@register_model("fmnist-mobilenet", family="small", input_size=(1, 28, 28), default_num_classes=10,
+                paper_role="CPU-profile student (small MobileNet-V2)",
+                split="last 1x1 conv-BN-ReLU6 output before pooling (Z [B,128,7,7]); head = GAP -> linear",
+                checkpoint_key_adapter=strip_prefix)
+def fmnist_mobilenet(num_classes: int = 10, in_channels: int = 1) -> MobileNetV2:
+    return MobileNetV2(num_classes, in_channels, stem_channels=16, setting=FMNIST_MOBILENET_SETTING,
+                       last_channels=128, stem_stride=1)

@@ -1,0 +1,184 @@
+"""Robust teachers: training (PGD-AT, TRADES, FGSM-RS, natural), per-epoch checkpoints, resume, loading.
+
+Recipes: baselines.md section 8. The inner attack runs with the model in eval mode (the uniform
+`ferd.attacks` interface switches modes in one place); TRADES does the same, for PGD-AT it is a recorded
+choice. Checkpoints live in the artifact store under `teacher/<cfg.key('teacher')>/`.
+
+    python -m ferd train-teacher --profile cpu
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ferd import artifacts
+from ferd.attacks import FGSM, KLPGD, PGD
+from ferd.config import Config, resolve_device
+from ferd.data import ImageSplit, load_split, stratified_subset
+from ferd.errors import CheckpointError
+from ferd.models import create_model, get_entry
+from ferd.runtime import make_generator, rng_state, seed_everything, set_rng_state
+
+
+def natural_teacher_config(cfg: Config) -> Config:
+    """The same teacher recipe without adversarial training (for the DERD approximation, baselines.md 8.4)."""
+    nat = dataclasses.replace(cfg.teacher, method="natural")
+    return dataclasses.replace(cfg, teacher=nat)
+
+
+def _lr_at(cfg: Config, epoch: int) -> float:
+    """Step schedule: x0.1 after each milestone epoch (1-based epochs). FGSM-RS uses a cyclic schedule."""
+    t = cfg.teacher
+    if t.method == "fgsm_rs":
+        half = t.epochs / 2
+        return t.lr * (epoch / half if epoch <= half else (t.epochs - epoch + 1) / half)
+    return t.lr * 0.1 ** sum(epoch > m for m in t.milestones)
+
+
+def _adversarial_loss(cfg: Config, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      seed: int) -> torch.Tensor:
+    """One training loss of the configured recipe on a clean batch (model already in train mode)."""
+    t, a = cfg.teacher, cfg.attack
+    if t.method == "natural":
+        return F.cross_entropy(model(x), y)
+    if t.method == "pgd_at":
+        x_adv = PGD(model, eps=a.eps, alpha=a.alpha, steps=t.attack_steps, seed=seed)(x, y)
+        return F.cross_entropy(model(x_adv), y)
+    if t.method == "fgsm_rs":
+        # Wong et al.: uniform start, one step of 1.25 eps. PGD with one step of that size is exactly this.
+        x_adv = PGD(model, eps=a.eps, alpha=min(1.25 * a.eps, 1.0), steps=1, seed=seed)(x, y)
+        return F.cross_entropy(model(x_adv), y)
+    # trades: CE(f(x), y) + beta * KL(q(f(x)) || q(f(x'))), x' from KL-PGD in eval mode
+    with torch.no_grad():
+        was_training = model.training
+        model.eval()
+        clean_logits = model(x)
+        model.train(was_training)
+    x_adv = KLPGD(model, eps=a.eps, alpha=a.alpha, steps=t.attack_steps, seed=seed)(x, clean_logits)
+    logits = model(x)
+    kl = F.kl_div(F.log_softmax(model(x_adv), 1), F.softmax(logits, 1), reduction="batchmean")
+    return F.cross_entropy(logits, y) + t.trades_beta * kl
+
+
+def training_subset(cfg: Config) -> ImageSplit:
+    train = load_split(cfg.dataset, "train")
+    if cfg.teacher.train_size:
+        per_class = max(1, cfg.teacher.train_size // cfg.num_classes)
+        train = stratified_subset(train, per_class)
+    return train
+
+
+def train_teacher(cfg: Config, store: artifacts.ArtifactStore | None = None, progress: bool = True
+                  ) -> tuple[torch.nn.Module, pd.DataFrame]:
+    """Train (or resume, or load) the configured teacher; return it in eval mode with its history.
+
+    A checkpoint is written after every epoch; a killed run restarts from the last finished epoch.
+    """
+    store = store or artifacts.ArtifactStore()
+    key = cfg.key("teacher")
+    final = store.path("teacher", key, "teacher.pt")
+    device = torch.device(resolve_device(cfg.device))
+    with artifacts.locked(final):
+        if final.exists():
+            try:
+                return _from_final(cfg, final, device)
+            except CheckpointError as err:
+                import warnings
+                warnings.warn(f"retraining the teacher: {err}", stacklevel=2)
+        model, history = _train(cfg, store, key, device, progress)
+        artifacts.save_torch(final, {"state_dict": model.state_dict(), "history": history.to_dict("list"),
+                                     "provenance": artifacts.provenance(cfg.to_dict())})
+        artifacts.save_frame(store.path("teacher", key, "history.csv"), history)
+    return model.eval(), history
+
+
+def _from_final(cfg: Config, path: Path, device: torch.device) -> tuple[torch.nn.Module, pd.DataFrame]:
+    blob = artifacts.load_torch(path)
+    model = create_model(cfg.teacher.arch, num_classes=cfg.num_classes).to(device)
+    load_state_dict_checked(model, blob["state_dict"], str(path))
+    return model.eval(), pd.DataFrame(blob["history"])
+
+
+def _train(cfg: Config, store: artifacts.ArtifactStore, key: str, device: torch.device, progress: bool
+           ) -> tuple[torch.nn.Module, pd.DataFrame]:
+    t = cfg.teacher
+    seed_everything(cfg.seed)
+    model = create_model(t.arch, num_classes=cfg.num_classes).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9, weight_decay=t.weight_decay)
+    ckpt_path = store.path("teacher", key, "checkpoint.pt")
+    start, rows = 1, []
+    if ckpt_path.exists():
+        try:
+            ck = artifacts.load_torch(ckpt_path)
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            set_rng_state(ck["rng"])
+            start, rows = ck["epoch"] + 1, ck["history"]
+        except CheckpointError as err:
+            import warnings
+            warnings.warn(f"ignoring checkpoint and starting over: {err}", stacklevel=2)
+    train = training_subset(cfg)
+    shuffle = make_generator(cfg.seed + 1)
+    for epoch in range(1, start):  # advance the shuffle generator past finished epochs
+        torch.randperm(len(train), generator=shuffle)
+    for epoch in range(start, t.epochs + 1):
+        lr = _lr_at(cfg, epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        model.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        order = torch.randperm(len(train), generator=shuffle)
+        batches = range(0, len(train), t.batch_size)
+        bar = tqdm(batches, desc=f"teacher {t.method} epoch {epoch}/{t.epochs}", disable=not progress, leave=False)
+        for step, i in enumerate(bar):
+            idx = order[i:i + t.batch_size]
+            x = train.float_images(idx).to(device)
+            y = train.labels[idx].to(device)
+            loss = _adversarial_loss(cfg, model, x, y, seed=cfg.seed * 100003 + epoch * 1009 + step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss) * len(idx)
+            total += len(idx)
+            bar.set_postfix(loss=f"{loss_sum / total:.3f}")
+        rows.append({"epoch": epoch, "lr": lr, "train_loss": loss_sum / total})
+        artifacts.save_torch(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                         "epoch": epoch, "history": rows, "rng": rng_state()})
+    return model.eval(), pd.DataFrame(rows)
+
+
+def load_state_dict_checked(model: torch.nn.Module, state: dict[str, Any], source: str,
+                            arch: str | None = None) -> None:
+    """Strict load that names missing and unexpected keys; applies the registry's key adapter first."""
+    if arch is not None:
+        adapter = get_entry(arch).checkpoint_key_adapter
+        if adapter is not None:
+            state = adapter(state)
+    missing, unexpected = _key_diff(model.state_dict(), state)
+    if missing or unexpected:
+        raise CheckpointError(f"{source} does not match {type(model).__name__}: missing keys {missing[:8]}"
+                              f"{'...' if len(missing) > 8 else ''}; unexpected keys {unexpected[:8]}"
+                              f"{'...' if len(unexpected) > 8 else ''}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{source} does not match the architecture: {err}") from None
+
+
+def _key_diff(expected: dict[str, Any], got: dict[str, Any]) -> tuple[list[str], list[str]]:
+    return sorted(set(expected) - set(got)), sorted(set(got) - set(expected))
+
+
+def load_external_teacher(path: str | Path, arch: str, num_classes: int) -> torch.nn.Module:
+    """Load an external checkpoint (e.g. the TRADES WRN-34-10 layout) into a registry model, in eval mode."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    state = blob.get("state_dict", blob) if isinstance(blob, dict) else blob
+    model = create_model(arch, num_classes=num_classes)
+    load_state_dict_checked(model, state, str(path), arch=arch)
+    return model.eval()
