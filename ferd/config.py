@@ -255,13 +255,19 @@ FIELD_TYPES = _section_fields()
 
 
 def resolve_key(key: str) -> str:
-    """Accept 'gamma', 'distill.gamma' or 'distill__gamma'; return the dotted name or raise."""
+    """Accept 'gamma', 'distill.gamma' or 'distill__gamma'; return the dotted name or raise.
+
+    A plain name found in several sections ('epochs', 'lr', 'batch_size') means the distillation one,
+    the knob users turn most; the teacher's needs its section ('teacher.epochs').
+    """
     key = key.replace("__", ".")
     if key in FIELD_TYPES:
         return key
     matches = [k for k in FIELD_TYPES if k.split(".")[-1] == key]
     if len(matches) == 1:
         return matches[0]
+    if len(matches) > 1 and f"distill.{key}" in matches:
+        return f"distill.{key}"
     if len(matches) > 1:
         raise ConfigError(key, key, f"a qualified name, one of {matches}")
     raise ConfigError("config key", key, "a field of ferd.config.Config (see `ferd distill --help`)")

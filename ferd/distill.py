@@ -223,6 +223,7 @@ class Distiller:
         if epoch > d.warmup:
             sums: dict[str, torch.Tensor] = {}
             n = self.steps_per_epoch()
+            self.pool.new_pass()  # the release builds a fresh shuffled loader every epoch
             for step in tqdm(range(n), desc=f"epoch {epoch} student", leave=False, disable=not self.progress):
                 for k, v in self.student_step(epoch, step).items():
                     sums[k] = sums.get(k, 0) + v

@@ -32,7 +32,7 @@ def kl_divergence(target_logits: torch.Tensor, input_logits: torch.Tensor,
                   reduction: str = "mean") -> torch.Tensor:
     """KL(q(target) || q(input)) per sample, from logits [B, C]; reduced over the batch ("mean"|"sum"|"none").
 
-    Gradients flow into both arguments; detach the target yourself where it is a teacher.
+    Gradients flow into both arguments; detach the target yourself where it is a teacher. Spec 0.2, 5.8.
     """
     kl = F.kl_div(F.log_softmax(input_logits, dim=1), F.log_softmax(target_logits, dim=1),
                   reduction="none", log_target=True).sum(1)  # [B]
@@ -40,7 +40,7 @@ def kl_divergence(target_logits: torch.Tensor, input_logits: torch.Tensor,
 
 
 def entropy(logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Shannon entropy H(q(logits)) in nats per sample [B], reduced over the batch."""
+    """Shannon entropy H(q(logits)) in nats per sample [B], reduced over the batch (spec 5.8: SCE = KL + H)."""
     logp = F.log_softmax(logits, dim=1)
     return _reduce(-(logp.exp() * logp).sum(1), reduction)
 

@@ -65,3 +65,269 @@ def save_image_grid(x: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
     plt.close(fig)
     write_atomic(Path(path), buf.getvalue())
     return Path(path)
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers for the results chapters (6-9): display names, grouped bars, per-seed strips.
+# ------------------------------------------------------------------------------------------------
+import pandas as pd  # noqa: E402
+
+#: Display names of presets in tables and legends; approximations and real-data references say so.
+PRESET_LABELS: dict[str, str] = {
+    "teacher": "Teacher", "ferd": "FERD", "dfrd_plain": "plain DFRD", "ferd_released": "FERD (released code)",
+    "ferd_no_reweight": "w/o reweighting", "ferd_no_fae": "w/o FAEs", "ferd_no_utae": "w/o UTAEs",
+    "ferd_no_fae_utae": "w/o FAEs + UTAEs", "dfhl": "DFHL", "dfard": "DFARD (approx.)",
+    "derd": "DERD (approx.)", "rslad": "RSLAD (real data)", "fair_rslad": "Fair-RSLAD (real data)",
+}
+
+
+def preset_label(preset: str) -> str:
+    """The display name of a preset (the preset name itself when it has none)."""
+    return PRESET_LABELS.get(preset, preset)
+
+
+def grouped_bars(ax: plt.Axes, data: pd.DataFrame, ylabel: str = "", percent: bool = True,
+                 annotate: bool = False, width: float = 0.8, colors: Iterable[str] | None = None) -> plt.Axes:
+    """Grouped bar chart: one group per row of `data`, one bar (and legend entry) per column.
+
+    `data` holds fractions (shown in percent when `percent`) or any numbers; NaN cells leave a gap.
+    Used for worst-class accuracy per method (ch. 6), deltas to full FERD (ch. 7), per-class bars (ch. 8).
+    """
+    import seaborn as sns
+
+    groups, series = list(data.index), list(data.columns)
+    colors = list(colors) if colors is not None else sns.color_palette(PALETTE, len(series))
+    x = np.arange(len(groups))
+    w = width / max(len(series), 1)
+    scale = 100.0 if percent else 1.0
+    for i, name in enumerate(series):
+        vals = data[name].to_numpy(dtype=float) * scale
+        bars = ax.bar(x - width / 2 + (i + 0.5) * w, vals, w, label=str(name), color=colors[i % len(colors)])
+        if annotate:
+            ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.1f}" for v in vals], fontsize=7,
+                         padding=1)
+    ax.set_xticks(x, [str(g) for g in groups], rotation=30 if len(groups) > 4 else 0,
+                  ha="right" if len(groups) > 4 else "center")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_ylabel(ylabel)
+    return ax
+
+
+def seed_strip(ax: plt.Axes, data: pd.DataFrame, x: str, y: str, hue: str, percent: bool = True,
+               order: list[str] | None = None, hue_order: list[str] | None = None) -> plt.Axes:
+    """One dot per seed (jittered strip) and the mean with a +-1 std bar per (x, hue) cell.
+
+    `data` is tidy: one row per (x, hue, seed) with the value in column `y` (a fraction when `percent`).
+    """
+    import seaborn as sns
+
+    d = data.copy()
+    if percent:
+        d[y] = d[y] * 100.0
+    kw = dict(data=d, x=x, y=y, hue=hue, order=order, hue_order=hue_order, dodge=True, ax=ax)
+    sns.stripplot(**kw, alpha=0.55, size=5, jitter=0.15, legend=False)
+    sns.pointplot(**kw, errorbar="sd", linestyle="none", markers="D", markersize=6, capsize=0.1,
+                  err_kws={"linewidth": 1.2})
+    return ax
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers shared by the book's chapters (per-class bars, heat maps, per-class curves, t-SNE).
+# ------------------------------------------------------------------------------------------------
+def show(fig: plt.Figure) -> None:
+    """Display `fig` in a notebook as a PNG and close it.
+
+    This module selects the Agg backend at import (headless runs), which also silences the notebook's inline
+    backend; chapters call `show(fig)` after `save_figure` so the figure appears in the executed notebook.
+    Outside IPython it only closes the figure.
+    """
+    import io
+
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:  # plain Python: nothing to display
+        plt.close(fig)
+        return
+    if get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        display(Image(data=buf.getvalue(), format="png"))
+    plt.close(fig)
+
+
+def class_colors(n: int) -> list:
+    """`n` distinguishable colours: the colour-blind palette for n <= 10, evenly spaced hues beyond."""
+    import seaborn as sns
+
+    return sns.color_palette(PALETTE if n <= 10 else "husl", n)
+
+
+def per_class_bars(df, hue: str = "attack", value: str = "accuracy", hue_order: Iterable[str] | None = None,
+                   ax: plt.Axes | None = None, percent: bool = True, title: str | None = None,
+                   ylabel: str | None = None, highlight: int | None = None) -> plt.Figure:
+    """Grouped bar chart of a per-class quantity: one group per class, one bar per value of `hue`.
+
+    Args:
+        df: tidy frame with columns class_index, class_name, `hue` and `value` (e.g. from
+            `ferd.evaluate.evaluate`, one row per (hue, class)).
+        hue: the column whose values get one bar each (attack, preset, model, ...).
+        value: the column plotted (fractions in [0, 1] when `percent`).
+        hue_order: order of the bars in a group (default: order of appearance).
+        percent: plot 100 * value.
+        highlight: a class index whose label is drawn in bold (e.g. the worst class).
+    Returns: the Figure.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9, 3.6))
+    else:
+        fig = ax.figure
+    names = (df[["class_index", "class_name"]].drop_duplicates().sort_values("class_index"))
+    idx, labels = names["class_index"].to_numpy(), names["class_name"].astype(str).tolist()
+    groups = list(hue_order) if hue_order is not None else list(dict.fromkeys(df[hue]))
+    width = 0.8 / max(1, len(groups))
+    colors = class_colors(max(len(groups), 1))
+    scale = 100.0 if percent else 1.0
+    for i, g in enumerate(groups):
+        sub = df[df[hue] == g].set_index("class_index").reindex(idx)
+        ax.bar(np.arange(len(idx)) + (i - (len(groups) - 1) / 2) * width, scale * sub[value].to_numpy(dtype=float),
+               width=width, label=str(g), color=colors[i])
+    ax.set_xticks(np.arange(len(idx)))
+    ax.set_xticklabels(labels, rotation=30, ha="right")
+    if highlight is not None and highlight in list(idx):
+        ax.get_xticklabels()[list(idx).index(highlight)].set_fontweight("bold")
+    ax.set_ylabel(ylabel or (f"{value} (%)" if percent else value))
+    if title:
+        ax.set_title(title)
+    if len(groups) > 1:
+        ax.legend(fontsize="small", ncol=min(len(groups), 5), loc="upper left", bbox_to_anchor=(0, -0.28))
+    return fig
+
+
+def heatmap(matrix, row_labels: Iterable[str], col_labels: Iterable[str], ax: plt.Axes | None = None,
+            title: str | None = None, xlabel: str | None = None, ylabel: str | None = None, fmt: str = ".2f",
+            cmap: str = "viridis", vmin: float | None = None, vmax: float | None = None,
+            annotate: bool = True, colorbar: bool = True) -> plt.Figure:
+    """Annotated heat map of a [R, K] matrix (NaN cells left blank), e.g. a source x target attack matrix.
+
+    Args:
+        matrix: array-like [R, K].
+        row_labels, col_labels: tick labels (R and K of them).
+        fmt: format of the cell annotations; annotate=False skips them (large C).
+    Returns: the Figure.
+    """
+    m = np.asarray(matrix, dtype=float)
+    rows, cols = list(row_labels), list(col_labels)
+    if ax is None:
+        side = 0.45 * max(len(rows), len(cols)) + 1.5
+        fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    else:
+        fig = ax.figure
+    im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    ax.grid(False)
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels(cols, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(rows)
+    if annotate and m.size <= 400:
+        finite = m[np.isfinite(m)]
+        mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+        for r in range(m.shape[0]):
+            for k in range(m.shape[1]):
+                if np.isfinite(m[r, k]):
+                    ax.text(k, r, format(m[r, k], fmt), ha="center", va="center", fontsize=7,
+                            color="black" if m[r, k] > mid else "white")
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return fig
+
+
+def class_curves(x, values, class_names: Iterable[str], ax: plt.Axes | None = None, title: str | None = None,
+                 xlabel: str = "epoch", ylabel: str | None = None, highlight: int | None = None,
+                 legend: bool = True, marker: str | None = None) -> plt.Figure:
+    """One line per class of a per-class quantity over time (accuracy, vulnerability D_c, weight p_c).
+
+    Args:
+        x: the time axis [T] (epochs).
+        values: array-like [T, C].
+        class_names: C names (legend).
+        highlight: a class index drawn thicker (e.g. the worst class).
+    Returns: the Figure.
+    """
+    v = np.asarray(values, dtype=float)
+    names = list(class_names)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+    else:
+        fig = ax.figure
+    colors = class_colors(len(names))
+    for c, name in enumerate(names):
+        ax.plot(x, v[:, c], color=colors[c], label=name, marker=marker,
+                lw=2.8 if c == highlight else 1.3, alpha=1.0 if highlight in (None, c) else 0.75)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend(fontsize="x-small", ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def tsne_embedding(features, perplexity: float = 30.0, max_iter: int = 1000, random_state: int = 0) -> np.ndarray:
+    """2-D t-SNE of feature vectors [N, K] (spec 9: perplexity 30, 1,000 iterations, random state 0).
+
+    The perplexity is capped at N - 1, as scikit-learn requires perplexity < N.
+    Returns: embedding [N, 2].
+    """
+    from sklearn.manifold import TSNE
+
+    f = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features, dtype=np.float32)
+    if f.ndim != 2 or f.shape[0] < 2:
+        from ferd.errors import ConfigError
+
+        raise ConfigError("features", f.shape, "an array [N, K] with N >= 2")
+    tsne = TSNE(n_components=2, perplexity=float(min(perplexity, f.shape[0] - 1)), max_iter=max_iter,
+                random_state=random_state, init="pca", learning_rate="auto")
+    return tsne.fit_transform(f)
+
+
+def class_scatter(points, labels, class_names: Iterable[str], ax: plt.Axes | None = None,
+                  title: str | None = None, size: float = 10.0, legend: bool = True) -> plt.Figure:
+    """Scatter of 2-D points [N, 2] coloured by class label [N] (e.g. a t-SNE embedding by teacher argmax)."""
+    p = np.asarray(points, dtype=float)
+    lab = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+    names = list(class_names)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+    else:
+        fig = ax.figure
+    colors = class_colors(len(names))
+    for c, name in enumerate(names):
+        sel = lab == c
+        if sel.any():
+            ax.scatter(p[sel, 0], p[sel, 1], s=size, color=colors[c], label=name, alpha=0.8, linewidths=0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend(fontsize="x-small", markerscale=1.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+ATTACK_NAMES = {"clean": "Clean", "fgsm": "FGSM", "pgd": "PGD-{pgd}", "cw": "CW-inf-{cw}", "aa": "AA"}
+
+
+def attack_label(name: str, cfg=None) -> str:
+    """Display name of an attack key ('pgd' -> 'PGD-20' with the config's step count) for figures and tables."""
+    label = ATTACK_NAMES.get(name, name)
+    pgd = cfg.attack.pgd_steps if cfg is not None else 20
+    cw = cfg.attack.cw_steps if cfg is not None else 20
+    return label.format(pgd=pgd, cw=cw)

@@ -144,7 +144,7 @@ def _train(cfg: Config, store: artifacts.ArtifactStore, key: str, device: torch.
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += float(loss) * len(idx)
+            loss_sum += float(loss.detach()) * len(idx)
             total += len(idx)
             bar.set_postfix(loss=f"{loss_sum / total:.3f}")
         rows.append({"epoch": epoch, "lr": lr, "train_loss": loss_sum / total})

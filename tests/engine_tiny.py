@@ -5,8 +5,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-torch.set_num_threads(1)
-
 
 class TinyCNN(nn.Module):
     """Two convs with BN; features = up to the second BN (pre-activation), head = ReLU, pool, linear."""

@@ -86,7 +86,10 @@ def register_model(
     split: str,
     checkpoint_key_adapter: Callable[[StateDict], StateDict] | None = None,
 ) -> Callable[[Callable[..., FerdModel]], Callable[..., FerdModel]]:
-    """Decorator registering a constructor `fn(num_classes=..., **kw) -> FerdModel` under `name`."""
+    """Decorator registering a constructor `fn(num_classes=..., <explicit keywords>) -> FerdModel` under `name`.
+
+    Keep the constructor's keywords explicit: `create_model` checks user keywords against its signature.
+    """
 
     def decorator(fn: Callable[..., FerdModel]) -> Callable[..., FerdModel]:
         if name in _REGISTRY:

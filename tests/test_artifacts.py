@@ -1,0 +1,53 @@
+"""Artifact store: atomic writes, checksums that catch corruption, get_or_compute reuse."""
+import pytest
+import torch
+
+from ferd import artifacts
+from ferd.errors import CheckpointError
+
+
+def test_roundtrip_and_checksum(tmp_path):
+    p = tmp_path / "a" / "x.pt"
+    artifacts.save_torch(p, {"w": torch.arange(5)})
+    assert artifacts.is_valid(p)
+    assert torch.equal(artifacts.load_torch(p)["w"], torch.arange(5))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "no_sum"])
+def test_corruption_is_detected_and_named(tmp_path, damage):
+    p = tmp_path / "x.pt"
+    artifacts.save_torch(p, {"w": torch.randn(100)})
+    data = p.read_bytes()
+    if damage == "truncate":
+        p.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        p.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    else:
+        (tmp_path / "x.pt.sha256").unlink()
+    with pytest.raises(CheckpointError, match="x.pt"):
+        artifacts.load_torch(p)
+
+
+def test_get_or_compute_reuses_and_recomputes_corrupt(tmp_path):
+    p = tmp_path / "r.json"
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"v": len(calls)}
+
+    assert artifacts.get_or_compute(p, compute, artifacts.save_json, artifacts.load_json) == {"v": 1}
+    assert artifacts.get_or_compute(p, compute, artifacts.save_json, artifacts.load_json) == {"v": 1}
+    p.write_text('{"v": 99}')  # tampered: checksum no longer matches
+    with pytest.warns(UserWarning, match="r.json"):
+        assert artifacts.get_or_compute(p, compute, artifacts.save_json, artifacts.load_json) == {"v": 2}
+
+
+def test_no_temporary_files_left(tmp_path):
+    artifacts.save_json(tmp_path / "a.json", {"x": 1})
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["a.json", "a.json.sha256"]
+
+
+def test_provenance_fields():
+    prov = artifacts.provenance({"seed": 3})
+    assert prov["seed"] == 3 and prov["ferd_version"] and prov["git_commit"]
