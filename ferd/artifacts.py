@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -40,18 +41,46 @@ def write_atomic(path: Path, data: bytes) -> None:
     """Write bytes to `path` through a temporary file in the same folder, then rename; record the checksum."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for target, payload in ((path, data), (_sum_path(path), _sha256(data).encode())):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
+    tmps: list[tuple[str, Path]] = []
+    try:  # both temporary files first, then two renames back to back: the window between them is microseconds
+        for target, payload in ((path, data), (_sum_path(path), _sha256(data).encode())):
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{target.name}.", suffix=".tmp")
+            tmps.append((tmp, target))
             with os.fdopen(fd, "wb") as fh:
+                if target == path and _fault("mid_write", path):
+                    fh.write(payload[: len(payload) // 2])
+                    fh.flush()
+                    os.kill(os.getpid(), signal.SIGKILL)
                 fh.write(payload)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
+        os.replace(*tmps[0])
+        if _fault("before_checksum", path):
+            os.kill(os.getpid(), signal.SIGKILL)
+        os.replace(*tmps[1])
+    except BaseException:
+        for tmp, _ in tmps:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            raise
+        raise
+
+
+_FAULT_WRITES: dict[str, int] = {}
+
+
+def _fault(stage: str, path: Path) -> bool:
+    """Test-only fault injection, off unless `FERD_FAULT=<stage>:<file name>:<n>` is set (tests/reliability).
+
+    True (the caller SIGKILLs its own process) at `stage` of the n-th write of that file name in this process:
+    "mid_write" = half of the data's temporary file written, "before_checksum" = data renamed, checksum not yet.
+    """
+    parts = os.environ.get("FERD_FAULT", "").rsplit(":", 2)
+    if len(parts) != 3 or parts[1] != path.name:
+        return False
+    want, name, n = parts
+    if stage == "mid_write":  # evaluated exactly once per write of the file
+        _FAULT_WRITES[name] = _FAULT_WRITES.get(name, 0) + 1
+    return stage == want and _FAULT_WRITES[name] == int(n)
 
 
 def _sum_path(path: Path) -> Path:
@@ -126,6 +155,18 @@ def locked(path: Path, timeout: float = -1) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=timeout):
         yield
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files that killed writers left in `folder` (a checkpoint's can be large).
+
+    Call only while holding the lock that every writer of that folder holds (a run's or a teacher's folder).
+    """
+    stale = sorted(Path(folder).glob(".*.tmp"))
+    for p in stale:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    return stale
 
 
 def get_or_compute(path: Path, compute: Callable[[], T], save: Callable[[Path, T], None],

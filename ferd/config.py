@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, get_type_hints
 
@@ -38,7 +39,8 @@ class AttackConfig:
     cw_kappa: float = 50.0
     fgsm_start: str = "gaussian"
     aa_targets: int = 9
-    aa_per_class: int = 100  # AutoAttack on the first n test images of each class; 0 = whole test set
+    eval_per_class: int = 100  # Clean/FGSM/PGD/CW on the first n test images of each class; 0 = whole test set
+    aa_per_class: int = 20  # AutoAttack (minutes per 100 robust images on a CPU) on a smaller such subset
     nsd_std: str = "population"
     eval_batch_size: int = 256
     attacks: tuple = ("clean", "fgsm", "pgd", "cw", "aa")
@@ -103,6 +105,13 @@ class DistillConfig:
     eval_every: int = 4
     track_per_class: int = 100  # per-class clean/PGD tracking on the first n test images of each class
     snapshot_every: int = 8
+    # speed and scale (ferd.speed, ferd.parallel; benchmarks/README.md)
+    amp: str = "off"  # "bf16": autocast for the generator step and the student's loss passes (CUDA)
+    channels_last: bool = False  # NHWC weights for teacher, student and generator
+    compile: bool = False  # torch.compile the student forward (attack and loss)
+    fused_optim: bool = False  # fused SGD for the student on CUDA
+    pool_on_device: bool = False  # keep the synthetic pool on the training device
+    distributed: bool = False  # one process per GPU under torchrun (ferd.parallel)
     # DFHL (baselines.md 3)
     dfhl_n_g: int = 10
     dfhl_label_smoothing: float = 0.2
@@ -157,11 +166,23 @@ class Config:
         pick: dict[str, Any] = {"dataset": d["dataset"], "teacher": d["teacher"], "eps": d["attack"]["eps"],
                                 "alpha": d["attack"]["alpha"]}
         if "run" in parts or "eval" in parts:
-            pick.update(student=d["student"], seed=d["seed"], distill=d["distill"])
+            pick.update(student=d["student"], seed=d["seed"], distill=_keyed_distill(d["distill"]))
         if "eval" in parts:
             pick["attack"] = d["attack"]
         blob = json.dumps(pick, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# Speed switches change how fast a run goes, not its result, and stay out of the key like the device; `amp`
+# and `distributed` change the numbers (bf16 rounding, per-rank batch statistics) and enter it when on, so
+# keys of runs made before these switches existed stay valid.
+SPEED_ONLY = ("channels_last", "compile", "fused_optim", "pool_on_device")
+KEYED_WHEN_ON = {"amp": "off", "distributed": False}
+
+
+def _keyed_distill(distill: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in distill.items()
+            if k not in SPEED_ONLY and not (k in KEYED_WHEN_ON and v == KEYED_WHEN_ON[k])}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -175,16 +196,18 @@ PROFILES: dict[str, dict[str, Any]] = {
         "distill.n_s": 2, "distill.ib_steps": 5, "distill.probe_steps": 3, "distill.utae_steps": 3,
         "distill.eval_every": 1, "distill.snapshot_every": 1, "distill.track_per_class": 4, "distill.dfhl_n_g": 2, "distill.dfhl_hee_steps": 2,
         "distill.real_epochs": 1, "distill.real_train_size": 256,
-        "attack.pgd_steps": 3, "attack.cw_steps": 3, "attack.aa_per_class": 2, "attack.attacks": ("clean", "fgsm", "pgd", "cw"),
+        "attack.pgd_steps": 3, "attack.cw_steps": 3, "attack.aa_per_class": 2, "attack.eval_per_class": 4, "attack.attacks": ("clean", "fgsm", "pgd", "cw"),
     },
     "paper": {
         "dataset": "cifar10", "student": "resnet18", "device": "auto",
         "teacher.arch": "wrn-34-10", "teacher.method": "trades", "teacher.epochs": 76, "teacher.milestones": (75,),
         "teacher.weight_decay": 2e-4, "teacher.train_size": 0, "teacher.attack_steps": 10,
-        "attack.eps": 8 / 255, "attack.alpha": 2 / 255, "attack.aa_per_class": 0,
+        "attack.eps": 8 / 255, "attack.alpha": 2 / 255, "attack.aa_per_class": 0, "attack.eval_per_class": 0,
         "distill.batch_size": 256, "distill.epochs": 220, "distill.warmup": 20, "distill.n_g": 200,
         "distill.n_s": 400, "distill.ib_steps": 50, "distill.aug_padding": 4, "distill.eval_every": 10,
         "distill.snapshot_every": 10, "distill.real_epochs": 300, "distill.real_train_size": 0,
+        "distill.amp": "bf16", "distill.channels_last": True, "distill.fused_optim": True,
+        "distill.pool_on_device": True,
     },
 }
 
@@ -216,7 +239,7 @@ BASELINE_PRESETS = ("dfrd_plain", "dfhl", "dfard", "derd", "rslad", "fair_rslad"
 
 # Allowed values of string fields, checked in `validate`.
 CHOICES: dict[str, tuple] = {
-    "profile": PROFILES_ALLOWED, "dataset": DATASETS,
+    "profile": PROFILES_ALLOWED, "preset": tuple(PRESETS), "dataset": DATASETS,
     "teacher.method": ("pgd_at", "trades", "fgsm_rs", "natural"),
     "distill.method": METHODS,
     "distill.ib_noise": ("per_channel", "per_element"),
@@ -228,6 +251,7 @@ CHOICES: dict[str, tuple] = {
     "distill.probe_teacher_mode": ("eval", "train_leak"),
     "distill.utae_target": ("student", "teacher"),
     "distill.pool_dtype": ("float32", "float16", "uint8"),
+    "distill.amp": ("off", "bf16"),
     "distill.derd_sga": ("pcgrad", "stochastic_sign", "sum"),
     "distill.derd_bn_teachers": ("both", "robust"),
     "attack.fgsm_start": ("gaussian", "none"),
@@ -285,9 +309,9 @@ def _coerce(name: str, value: Any) -> Any:
             return value
         raise ConfigError(name, value, "an int")
     if typ is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if _is_num(value):
             return float(value)
-        raise ConfigError(name, value, "a number")
+        raise ConfigError(name, value, "a finite number")
     if typ is str:
         if isinstance(value, str):
             return value
@@ -328,6 +352,9 @@ def make_config(profile: str = "cpu", preset: str = "ferd", overrides: Mapping[s
     if preset not in PRESETS:
         raise ConfigError("preset", preset, tuple(PRESETS))
     explicit = {resolve_key(k): v for k, v in {**(overrides or {}), **kw}.items()}
+    for name, given in (("profile", profile), ("preset", preset)):  # an override would relabel, not re-apply
+        if explicit.get(name, given) != given:
+            raise ConfigError(name, explicit[name], f"{given!r}: choose the {name} with make_config's {name} argument")
     cfg = Config(profile=profile, preset=preset)
     for k, v in PROFILES[profile].items():
         _set(cfg, k, v)
@@ -358,6 +385,10 @@ def config_from_dict(d: Mapping[str, Any]) -> Config:
     return cfg
 
 
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def _check(cond: bool, name: str, value: Any, allowed: str) -> None:
     if not cond:
         raise ConfigError(name, value, allowed)
@@ -378,7 +409,7 @@ def validate(cfg: Config) -> None:
     for name in ("attack.pgd_steps", "attack.cw_steps", "attack.aa_per_class", "distill.warmup",
                  "distill.probe_steps", "distill.utae_steps", "distill.ib_steps", "distill.n_g", "distill.n_s",
                  "distill.aug_padding", "distill.track_per_class", "teacher.train_size", "teacher.attack_steps", "distill.real_train_size",
-                 "distill.dfhl_n_g", "distill.dfhl_hee_steps", "seed"):
+                 "distill.dfhl_n_g", "distill.dfhl_hee_steps", "seed", "attack.eval_per_class"):
         _check(_get(cfg, name) >= 0, name, _get(cfg, name), "an integer >= 0")
     for name in ("attack.eval_batch_size", "attack.aa_targets", "distill.batch_size", "distill.epochs",
                  "distill.nz", "distill.eval_every", "distill.snapshot_every", "teacher.epochs",
@@ -389,18 +420,22 @@ def validate(cfg: Config) -> None:
         _check(_get(cfg, name) > 0, name, _get(cfg, name), "a number > 0")
     for name in ("distill.gamma", "distill.ib_beta", "distill.lambda_clean", "distill.lambda_adv",
                  "distill.weight_decay", "teacher.weight_decay", "distill.momentum", "teacher.trades_beta",
-                 "attack.cw_kappa", "distill.dfhl_div_weight", "distill.fair_beta"):
+                 "attack.cw_kappa", "distill.dfhl_div_weight", "distill.fair_beta", "distill.dfhl_hee_step",
+                 "distill.dfard_ita_step"):
         _check(_get(cfg, name) >= 0, name, _get(cfg, name), "a number >= 0")
     _check(d.warmup < d.epochs, "distill.warmup", d.warmup, f"fewer than distill.epochs={d.epochs}")
     _check(0 <= d.dfhl_label_smoothing < 1, "distill.dfhl_label_smoothing", d.dfhl_label_smoothing, "[0, 1)")
     lo_hi = d.class_weight_bounds
-    _check(len(lo_hi) == 2 and 0 < lo_hi[0] < lo_hi[1], "distill.class_weight_bounds", lo_hi,
+    _check(len(lo_hi) == 2 and all(map(_is_num, lo_hi)) and 0 < lo_hi[0] < lo_hi[1], "distill.class_weight_bounds", lo_hi,
            "(low, high) with 0 < low < high")
-    _check(len(d.gen_loss_weights) == 4 and all(w >= 0 for w in d.gen_loss_weights),
+    _check(len(d.gen_loss_weights) == 4 and all(_is_num(w) and w >= 0 for w in d.gen_loss_weights),
            "distill.gen_loss_weights", d.gen_loss_weights, "four numbers >= 0 (bn, adv, oh, uni)")
     bad = [x for x in a.attacks if x not in ATTACK_NAMES]
     _check(not bad, "attack.attacks", a.attacks, "a subset of " + ", ".join(ATTACK_NAMES))
-    _check(all(m >= 1 for m in t.milestones), "teacher.milestones", t.milestones, "epochs >= 1")
+    _check(all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in t.milestones),
+           "teacher.milestones", t.milestones, "integer epochs >= 1")
+    _check(not d.distributed or (d.method == "ferd" and d.probe_teacher_mode == "eval"), "distill.distributed",
+           d.distributed, "False unless method='ferd' with probe_teacher_mode='eval' (ferd.parallel)")
     _check_device(cfg.device)
 
 

@@ -14,6 +14,7 @@ its own callables without editing the library.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ferd import artifacts
+from ferd import artifacts, parallel
 from ferd.attacks import PGD, Attack, Clean
 from ferd.augment import augment
 from ferd.config import Config, resolve_device
@@ -38,8 +39,9 @@ from ferd.models import create_model
 from ferd.pool import SyntheticPool
 from ferd.reweighting import class_weights, probe_vulnerability
 from ferd.runtime import rng_state, seed_everything, set_rng_state
+from ferd.speed import FastPaths, student_optimizer_kwargs
 from ferd.synthesis import SynthesisResult, ferd_round, sample_labels
-from ferd.teachers import train_teacher
+from ferd.teachers import state_mismatch, train_teacher
 from ferd.utae import UTAE
 
 ClassWeightRule = Callable[[torch.Tensor], torch.Tensor]
@@ -83,8 +85,9 @@ class Distiller:
                  progress: bool = True):
         self.cfg, self.d = cfg, cfg.distill
         self.store = store or artifacts.ArtifactStore()
-        self.device = torch.device(resolve_device(cfg.device))
-        self.progress = progress
+        self.comm = parallel.from_config(cfg)  # None unless distill.distributed under torchrun
+        self.device = self.comm.device if self.comm else torch.device(resolve_device(cfg.device))
+        self.progress = progress and self._is_main
         self.key = cfg.key("run") + ("" if class_weight_rule is None and student_attack is None else "-custom")
         self.run_dir = self.store.dir("run", f"{cfg.preset}-{cfg.student}-{self.key}")
         self.teacher = (teacher if teacher is not None else train_teacher(cfg, self.store, progress)[0])
@@ -95,12 +98,15 @@ class Distiller:
         seed_everything(cfg.seed)
         self.student = create_model(cfg.student, num_classes=self.C).to(self.device)
         self.opt = torch.optim.SGD(self.student.parameters(), lr=self.d.lr, momentum=self.d.momentum,
-                                   weight_decay=self.d.weight_decay)
+                                   weight_decay=self.d.weight_decay,
+                                   **student_optimizer_kwargs(self.d.fused_optim, self.device))
         shape = DATASETS[cfg.dataset].shape
         self.nc, self.img_size = shape[0], shape[1]
         self.G = Generator(nz=self.d.nz, img_size=self.img_size, nc=self.nc).to(self.device)
         self.bn = BNStatsLoss(self.teacher)
-        self.pool = SyntheticPool(self.C, dtype=self.d.pool_dtype)
+        self.fast = FastPaths(self.d, self.teacher, self.student, self.G, self.device, self.comm)  # ferd.speed
+        self.pool = SyntheticPool(self.C, dtype=self.d.pool_dtype,
+                                  device=self.device if self.d.pool_on_device else "cpu")
         self.p = torch.full((self.C,), 1.0 / self.C)
         self.D = torch.zeros(self.C)
         self.rows: list[dict[str, Any]] = []
@@ -114,11 +120,13 @@ class Distiller:
         d = self.d
         y = sample_labels(self.p, d.batch_size)
         weights = tuple(d.gen_loss_weights)
-        res = ferd_round(self.teacher, self.student, self.G, self.bn, y, nz=d.nz, steps=d.n_g, lr_g=d.lr_g,
+        res = ferd_round(self.fast.teacher_gen, self.fast.student_gen, self.G, self.bn, y, nz=d.nz, steps=d.n_g, lr_g=d.lr_g,
                          lr_z=d.lr_z, weights=weights, use_fae=d.use_fae, ib_steps=d.ib_steps, ib_lr=d.ib_lr,
                          ib_beta=d.ib_beta, ib_noise=d.ib_noise, ikl_T2=d.ikl_T2, padding=d.aug_padding,
-                         device=self.device)
-        self.pool.append(res.x.cpu(), res.y.cpu())
+                         device=self.device, comm=self.comm)
+        if self.comm is not None:  # every rank appends the whole batch, in label order (ferd.parallel)
+            res = self.comm.gather_round(res, y)
+        self.pool.append(res.x, res.y)
         return res
 
     def probe(self, res: SynthesisResult, epoch: int) -> dict[str, float]:
@@ -126,11 +134,16 @@ class Distiller:
         d, a = self.d, self.cfg.attack
         if not d.use_reweighting:
             return {}
-        x = res.probe_x if d.probe_batch == "last_augmented" else res.x
+        x, y = res.probe_x if d.probe_batch == "last_augmented" else res.x, res.y.to(self.device)
+        if self.comm is not None:  # each rank probes its slice (ferd.parallel)
+            x, y = self.comm.shard(x), self.comm.shard(y)
         attack = PGD(self.teacher, eps=a.eps, alpha=a.alpha, steps=d.probe_steps, seed=self._seed(epoch, -1))
-        D, m = probe_vulnerability(self.teacher, x, res.y.to(self.device), attack, self.C,
+        D, m = probe_vulnerability(self.teacher, x, y, attack, self.C,
                                    teacher_mode=d.probe_teacher_mode, absent_policy=d.absent_class_policy,
                                    previous=self.D.to(self.device))
+        margin_mean = float(m.mean())
+        if self.comm is not None:  # per-class margin sums and counts over all ranks
+            D, margin_mean = self.comm.vulnerability(m, y, self.C, d.absent_class_policy, self.D.to(self.device))
         self.D = D.detach().cpu().float()
         rule = self.class_weight_rule or d.class_weight_rule
         params: dict[str, Any] = {}
@@ -139,18 +152,23 @@ class Distiller:
         elif rule == "minmax":
             params = {"bounds": tuple(d.class_weight_bounds)}
         self.p = class_weights(self.D, rule, **params).detach().cpu().double()
-        return {"probe_margin_mean": float(m.mean())}
+        if not (torch.isfinite(self.p).all() and (self.p >= 0).all() and self.p.sum() > 0):
+            raise TrainingError(f"class weights {self.p.tolist()} from rule {rule!r} at epoch {epoch} are not a "
+                                f"distribution (need finite values >= 0 with a positive sum)")
+        return {"probe_margin_mean": margin_mean}
 
     def make_attack(self, epoch: int, step: int) -> Attack:
         """The student-stage inner maximisation: UTAE (gamma = 0 gives plain KL-PGD, spec 5.7)."""
         a, d = self.cfg.attack, self.d
-        net = self.student if d.utae_target == "student" else self.teacher
+        net = self.fast.student_attacked if d.utae_target == "student" else self.teacher
         if self.student_attack is not None:
             return self.student_attack(net, a.eps, a.alpha, d.utae_steps, self._seed(epoch, step))
         return UTAE(net, eps=a.eps, alpha=a.alpha, steps=d.utae_steps, gamma=d.gamma, seed=self._seed(epoch, step))
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.pool.next_batch(self.d.batch_size)
+        if self.comm is not None:  # every rank draws the same batch of B and trains on its slice
+            x, y = self.comm.shard(x), self.comm.shard(y)
         return x.to(self.device), y.to(self.device)
 
     def student_step(self, epoch: int, step: int) -> dict[str, torch.Tensor]:
@@ -163,7 +181,7 @@ class Distiller:
         x_u = self.make_attack(epoch, step)(x_f, t)
         self.student.train()
         prior = onehot_prior(y, self.C) if d.ikl_mode == "onehot" else teacher_prior(t, d.ikl_T2)
-        out = student_loss(self.student(x_f), self.student(x_u), t, prior, d.lambda_clean, d.lambda_adv)
+        out = student_loss(*self.fast.student_views(x_f, x_u), t, prior, d.lambda_clean, d.lambda_adv)
         self._backward(out.total, epoch, step)
         return {"student_loss": out.total.detach(), "student_clean": out.clean.detach(),
                 "student_adv": out.adv.detach()}
@@ -184,10 +202,14 @@ class Distiller:
     def run(self) -> DistillResult:
         d = self.d
         ckpt = self.run_dir / "checkpoint.pt"
-        with artifacts.locked(ckpt):
+        with artifacts.locked(ckpt) if self._is_main else contextlib.nullcontext():
             final = self.run_dir / "final.pt"
-            if artifacts.is_valid(final):
-                return self._result_from(final)
+            artifacts.remove_temporaries(self.run_dir)  # partial files of a killed writer
+            if final.exists():
+                try:
+                    return self._result_from(final)
+                except CheckpointError as err:
+                    warnings.warn(f"finishing the run again from its checkpoint: {err}", stacklevel=2)
             self._resume(ckpt)
             bar = tqdm(range(self.epoch + 1, d.epochs + 1), desc=f"{self.cfg.preset}/{self.cfg.student}",
                        disable=not self.progress)
@@ -197,11 +219,13 @@ class Distiller:
                 self.epoch = epoch
                 self._save_checkpoint(ckpt)
             history = pd.DataFrame(self.rows)
-            artifacts.save_frame(self.run_dir / "history.csv", history)
-            artifacts.save_torch(final, {"student": self.student.state_dict(), "best_clean": self.best_state,
-                                         "history": self.rows, "provenance": artifacts.provenance(self.cfg.to_dict())})
-            artifacts.save_json(self.run_dir / "config.json", {**artifacts.provenance(self.cfg.to_dict()),
-                                                               "key": self.key})
+            if self._is_main:  # rank 0 alone writes (ferd.parallel)
+                artifacts.save_frame(self.run_dir / "history.csv", history)
+                artifacts.save_json(self.run_dir / "config.json", {**artifacts.provenance(self.cfg.to_dict()),
+                                                                   "key": self.key})
+                # final.pt last: it marks the run finished, so a kill before it leaves nothing half-done
+                artifacts.save_torch(final, {"student": self.student.state_dict(), "best_clean": self.best_state,
+                                             "history": self.rows, "provenance": artifacts.provenance(self.cfg.to_dict())})
         return DistillResult(self.cfg, self.student.eval(), history, self.run_dir, self.key, self.best_state)
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
@@ -225,12 +249,13 @@ class Distiller:
             n = self.steps_per_epoch()
             self.pool.new_pass()  # the release builds a fresh shuffled loader every epoch
             for step in tqdm(range(n), desc=f"epoch {epoch} student", leave=False, disable=not self.progress):
-                for k, v in self.student_step(epoch, step).items():
+                parts = self.student_step(epoch, step)
+                self._check_finite({k: float(v) for k, v in parts.items()}, epoch, step)  # names the step
+                for k, v in parts.items():
                     sums[k] = sums.get(k, 0) + v
             row.update({k: float(v) / n for k, v in sums.items()})
-            self._check_finite(row, epoch, step=n - 1)
         self.end_epoch(epoch, row)
-        if epoch % d.eval_every == 0 or epoch == d.epochs:
+        if (epoch % d.eval_every == 0 or epoch == d.epochs) and self._is_main:
             row.update(self.track(epoch))
         row["max_p"] = float(self.p.max())
         self.rows.append(row)
@@ -255,8 +280,14 @@ class Distiller:
         return out
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def _is_main(self) -> bool:
+        """False on ranks > 0 of a distributed run, which write nothing (ferd.parallel)."""
+        return getattr(self, "comm", None) is None or self.comm.is_main
+
     def _seed(self, epoch: int, step: int) -> int:
-        return (self.cfg.seed * 1_000_003 + epoch * 10_007 + step + 1) % (2**62)
+        rank = self.comm.rank if getattr(self, "comm", None) is not None else 0  # attack starts differ by rank
+        return (self.cfg.seed * 1_000_003 + epoch * 10_007 + step + 1 + 7_919 * rank) % (2**62)
 
     def _backward(self, loss: torch.Tensor, epoch: int, step: int) -> None:
         self.opt.zero_grad(set_to_none=True)
@@ -265,10 +296,13 @@ class Distiller:
 
     def _check_finite(self, row: dict[str, Any], epoch: int, step: int) -> None:
         """Stop with a clear error on a NaN/inf loss, after saving the last good state (the last checkpoint)."""
-        for k, v in row.items():
-            if isinstance(v, float) and ("loss" in k or k.startswith("gen_")) and not math.isfinite(v):
-                raise TrainingError(f"loss term {k!r} is {v} at epoch {epoch}, step {step} "
-                                    f"(run {self.run_dir}); the last good state is {self.run_dir / 'checkpoint.pt'}")
+        bad = [f"{k!r} = {v}" for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)
+               and ("loss" in k or k.startswith(("gen_", "student_")))]
+        if bad:
+            last = (f"the last good state is {self.run_dir / 'checkpoint.pt'} (epoch {self.epoch})" if self.epoch
+                    else "no epoch had finished, so there is no checkpoint")
+            raise TrainingError(f"loss term {', '.join(bad)} at epoch {epoch}, step {step}"
+                                f"{' (generation stage)' if step < 0 else ''} (run {self.run_dir}); {last}")
 
     def _state(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "student": self.student.state_dict(), "optimizer": self.opt.state_dict(),
@@ -279,6 +313,8 @@ class Distiller:
                 "teacher": self.teacher.state_dict() if self.d.probe_teacher_mode == "train_leak" else None}
 
     def _save_checkpoint(self, path: Path) -> None:
+        if not self._is_main:
+            return
         artifacts.save_torch(path, self._state())
         if self.epoch % self.d.snapshot_every == 0 and len(self.pool):
             from ferd.plots import save_image_grid
@@ -290,6 +326,10 @@ class Distiller:
             return
         try:
             s = artifacts.load_torch(path)
+            for name, module in (("student", self.student), ("generator", self.G)):  # check before changing any
+                why = state_mismatch(module, s[name])
+                if why:
+                    raise CheckpointError(f"{path} does not fit this code's {name} (model code changed?): {why}")
         except CheckpointError as err:
             warnings.warn(f"starting over: {err}", stacklevel=2)
             return
@@ -307,6 +347,9 @@ class Distiller:
 
     def _result_from(self, path: Path) -> DistillResult:
         s = artifacts.load_torch(path)
+        why = state_mismatch(self.student, s["student"])
+        if why:  # checked first: a failed load_state_dict would leave the student half overwritten
+            raise CheckpointError(f"{path} does not fit this code's student (model code changed?): {why}")
         self.student.load_state_dict(s["student"])
         return DistillResult(self.cfg, self.student.eval(), pd.DataFrame(s["history"]), self.run_dir, self.key,
                              s["best_clean"])

@@ -4,12 +4,14 @@ Colour-blind-safe palette (seaborn "colorblind"); every plotting helper returns 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable
 
 import matplotlib
 
-matplotlib.use("Agg")  # headless: tests, papermill and CI have no display
+if "inline" not in os.environ.get("MPLBACKEND", ""):  # a Jupyter kernel keeps its inline backend (figures show)
+    matplotlib.use("Agg")  # headless: tests, scripts and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -135,11 +137,10 @@ def seed_strip(ax: plt.Axes, data: pd.DataFrame, x: str, y: str, hue: str, perce
 # Helpers shared by the book's chapters (per-class bars, heat maps, per-class curves, t-SNE).
 # ------------------------------------------------------------------------------------------------
 def show(fig: plt.Figure) -> None:
-    """Display `fig` in a notebook as a PNG and close it.
+    """Display `fig` in a notebook as a PNG, right here in the cell's output, and close it.
 
-    This module selects the Agg backend at import (headless runs), which also silences the notebook's inline
-    backend; chapters call `show(fig)` after `save_figure` so the figure appears in the executed notebook.
-    Outside IPython it only closes the figure.
+    Works whatever the matplotlib backend (Agg in scripts, inline in a kernel); closing the figure keeps the
+    inline backend from showing it a second time. Outside IPython it only closes the figure.
     """
     import io
 

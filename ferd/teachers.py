@@ -9,6 +9,7 @@ choice. Checkpoints live in the artifact store under `teacher/<cfg.key('teacher'
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from ferd import artifacts
 from ferd.attacks import FGSM, KLPGD, PGD
 from ferd.config import Config, resolve_device
 from ferd.data import ImageSplit, load_split, stratified_subset
-from ferd.errors import CheckpointError
+from ferd.errors import CheckpointError, TrainingError
 from ferd.models import create_model, get_entry
 from ferd.runtime import make_generator, rng_state, seed_everything, set_rng_state
 
@@ -84,7 +85,10 @@ def train_teacher(cfg: Config, store: artifacts.ArtifactStore | None = None, pro
     key = cfg.key("teacher")
     final = store.path("teacher", key, "teacher.pt")
     device = torch.device(resolve_device(cfg.device))
+    if not final.exists():
+        training_subset(cfg)  # a missing dataset fails here (DataError) before anything is written to the store
     with artifacts.locked(final):
+        artifacts.remove_temporaries(final.parent)  # partial files of a killed writer
         if final.exists():
             try:
                 return _from_final(cfg, final, device)
@@ -92,9 +96,10 @@ def train_teacher(cfg: Config, store: artifacts.ArtifactStore | None = None, pro
                 import warnings
                 warnings.warn(f"retraining the teacher: {err}", stacklevel=2)
         model, history = _train(cfg, store, key, device, progress)
+        artifacts.save_frame(store.path("teacher", key, "history.csv"), history)
+        # teacher.pt last: it marks the teacher finished, so a kill before it leaves nothing half-done
         artifacts.save_torch(final, {"state_dict": model.state_dict(), "history": history.to_dict("list"),
                                      "provenance": artifacts.provenance(cfg.to_dict())})
-        artifacts.save_frame(store.path("teacher", key, "history.csv"), history)
     return model.eval(), history
 
 
@@ -116,6 +121,9 @@ def _train(cfg: Config, store: artifacts.ArtifactStore, key: str, device: torch.
     if ckpt_path.exists():
         try:
             ck = artifacts.load_torch(ckpt_path)
+            why = state_mismatch(model, ck["model"])
+            if why:
+                raise CheckpointError(f"{ckpt_path} does not fit this code's {t.arch} (model code changed?): {why}")
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             set_rng_state(ck["rng"])
@@ -145,6 +153,10 @@ def _train(cfg: Config, store: artifacts.ArtifactStore, key: str, device: torch.
             loss.backward()
             opt.step()
             loss_sum += float(loss.detach()) * len(idx)
+            if not math.isfinite(loss_sum):
+                last = f"{ckpt_path} (epoch {epoch - 1})" if epoch > 1 else "none (no epoch had finished)"
+                raise TrainingError(f"loss term 'teacher_loss' ({t.method}) is {float(loss.detach())} at epoch "
+                                    f"{epoch}, step {step}; the last good state is {last}")
             total += len(idx)
             bar.set_postfix(loss=f"{loss_sum / total:.3f}")
         rows.append({"epoch": epoch, "lr": lr, "train_loss": loss_sum / total})
@@ -169,6 +181,17 @@ def load_state_dict_checked(model: torch.nn.Module, state: dict[str, Any], sourc
         model.load_state_dict(state)
     except RuntimeError as err:
         raise CheckpointError(f"{source} does not match the architecture: {err}") from None
+
+
+def state_mismatch(model: torch.nn.Module, state: dict[str, Any]) -> str | None:
+    """Why `state` cannot load into `model` (keys or shapes), or None when it fits; changes nothing."""
+    mine = model.state_dict()
+    missing, unexpected = _key_diff(mine, state)
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in mine.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        return f"missing keys {missing[:8]}; unexpected keys {unexpected[:8]}; shapes (checkpoint vs model) {shapes[:4]}"
+    return None
 
 
 def _key_diff(expected: dict[str, Any], got: dict[str, Any]) -> tuple[list[str], list[str]]:

@@ -1,0 +1,337 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Diagnosis: where plain data-free distillation is unfair
+#
+# The robust teacher of chapter 1 is unevenly robust across classes. What happens when we distil it
+# *without data*: a generator invents training images from the teacher alone, and the student imitates the
+# teacher on those images and on adversarial versions of them? FERD's starting observation is that the student
+# ends up with even more uneven robustness than the teacher, and that the gap between the strongest and the
+# weakest class *grows* as distillation proceeds. A second observation is that the attacks are not
+# symmetric: each class tends to be pushed into a few particular other classes. **Do both observations hold
+# for our Fashion-MNIST setting?**
+#
+# This chapter trains plain data-free robustness distillation (the `dfrd_plain` preset: FERD with its three
+# additions switched off), compares the student's per-class robustness with the teacher's, follows the
+# per-class accuracy over the epochs, and maps where untargeted attacks send each class.
+
+# %% [markdown]
+# The parameters of the chapter; `students` lists the student architectures to diagnose (the first one is
+# discussed in the text).
+
+# %% tags=["parameters"]
+profile = "cpu"  # "smoke" (tiny, numbers meaningless), "cpu" (the book) or "paper" (GPU, CIFAR)
+seed = 0  # seed of distillation and of the attacks
+device = "cpu"  # "cpu", "cuda" or "auto"
+preset = "dfrd_plain"  # plain data-free robustness distillation (no reweighting, no FAE, gamma = 0)
+students = ["fmnist-resnet"]  # student architectures; the first is discussed in the text
+targeted_per_class = 20  # images per class for the targeted-attack matrix (0 skips it; cost ~ C x images)
+expected_worst = "Shirt"  # the class the method specification (section 8) expects to be the weakest
+
+# %% [markdown]
+# The next cell imports the library and builds one configuration per student; a bad parameter fails here.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from myst_nb import glue
+
+import ferd.book
+import ferd.plots
+import ferd.tables
+from ferd import experiments, metrics
+from ferd.attacks import PGD
+from ferd.config import make_config
+from ferd.evaluate import attack_confusion, targeted_success_matrix
+
+ferd.plots.set_style()
+FIG_DIR = ferd.book.output_dir("figures", profile)
+cfgs = {s: make_config(profile, preset, overrides=dict(student=s, seed=seed, device=device)) for s in students}
+main = students[0]
+cfg = cfgs[main]
+d = cfg.distill
+print(f"profile {cfg.profile}: {d.epochs} epochs ({d.warmup} warm-up), batch {d.batch_size}, "
+      f"N_G {d.n_g}, N_S {d.n_s}; run keys " + ", ".join(f"{s}: {c.key('run')}" for s, c in cfgs.items()))
+
+# %% [markdown]
+# ## Plain data-free robustness distillation
+#
+# Each epoch has two stages. In the *generation* stage, labels $y$ are drawn uniformly over the $C$ classes, a
+# freshly initialised generator $G$ maps latent codes $z$ to images $x = G(z)$, and $G$ and $z$ are optimised
+# so that the teacher $f^T$ finds the images natural and class-typical while teacher and student disagree on
+# them:
+#
+# $$
+# \mathcal{L}_G = \lambda_{bn}\sum_{\ell}\Big(\|\mu_\ell(x)-\mu_\ell^{run}\|_2+\|\sigma^2_\ell(x)-\sigma^{2,run}_\ell\|_2\Big)
+#   \;-\; \lambda_{adv}\,\mathrm{IKL}\big(f^S(x), f^T(x)\big) \;+\; \lambda_{oh}\,\mathrm{CE}\big(f^T(x), y\big).
+# $$ (ch02-generator)
+#
+# The first term matches the batch statistics that the teacher's BatchNorm layers stored during its training
+# (DeepInversion), the second rewards teacher-student disagreement, the third asks the teacher to recognise
+# class $y$. The best batch of the stage joins a growing *pool* of synthetic images. In the *distillation*
+# stage the student $f^S$ draws batches $x_F$ from the pool, builds adversarial examples $x_A$ against itself by
+# maximising its KL divergence from the teacher (KL-PGD), and learns to match the teacher's clean prediction
+# $t = f^T(x_F)$ on both, with weights $\lambda_1 = 5/6$ and $\lambda_2 = 1/6$:
+#
+# $$
+# \mathcal{L}_S = \lambda_1\,\mathrm{KL}\big(q(t)\,\|\,q(f^S(x_F))\big)
+#   + \lambda_2\,\mathrm{KL}\big(q(t)\,\|\,q(f^S(x_A))\big), \qquad q = \mathrm{softmax}.
+# $$ (ch02-student)
+#
+# Nothing in {eq}`ch02-generator` or {eq}`ch02-student` looks at how robust each class is: every class gets
+# the same number of synthetic images. `ferd.experiments.distill` trains the student (or loads the finished run
+# from the artifact store) and returns its history, one row per epoch.
+
+# %%
+runs = {s: experiments.distill(c, progress=False) for s, c in cfgs.items()}
+res = runs[main]
+hist = res.history
+classes = experiments.eval_split(cfg).classes
+C = len(classes)
+hist[["epoch", "lr", "gen_total", "student_loss", "acc_clean", "acc_pgd"]].round(4)
+
+# %% [markdown]
+# ## The student against the teacher, class by class
+#
+# We evaluate the final student and the teacher with the same attacks on the same class-balanced evaluation
+# set (both cached). The figure puts their per-class PGD accuracies side by side.
+
+# %%
+teacher_pc = experiments.evaluate_teacher(cfg, progress=False)
+student_pc = {s: experiments.evaluate_student(c, progress=False) for s, c in cfgs.items()}
+both = pd.concat([teacher_pc] + list(student_pc.values()), ignore_index=True)
+both["who"] = np.where(both["checkpoint"] == "teacher", "teacher " + both["model"], "student " + both["model"])
+pgd_both = both[both["attack"] == "pgd"]
+stu_pgd = pgd_both[pgd_both["model"] == main].set_index("class_index")["accuracy"]
+tea_pgd = pgd_both[pgd_both["checkpoint"] == "teacher"].set_index("class_index")["accuracy"]
+fig = ferd.plots.per_class_bars(pgd_both, hue="who",
+                                title=f"PGD-{cfg.attack.pgd_steps} accuracy per class: teacher vs {preset} student",
+                                highlight=int(stu_pgd.idxmin()))
+ferd.plots.save_figure(fig, "ch02_student_vs_teacher", folder=FIG_DIR)
+ferd.plots.show(fig)
+
+# %% [markdown]
+# The summary per attack and model, each cell "ours (paper)". The paper has no row for plain DFRD and no
+# teacher row, so its values read n/r.
+
+# %%
+summ = experiments.summary(both.drop(columns="who"), cfg)
+table = ferd.tables.side_by_side(summ, None, rows=["preset", "model"], cols="attack", metrics=("avg", "worst", "nsd"),
+                                 labels={a: ferd.plots.attack_label(a, cfg) for a in summ["attack"]})
+ferd.tables.save_results(summ, "ch02_summary", profile)
+n_eval = teacher_pc.groupby("attack", sort=False)["count"].sum()
+print("Evaluation images: " + ", ".join(f"{ferd.plots.attack_label(k, cfg)} on {v:,}" for k, v in n_eval.items()))
+print(ferd.tables.provenance_caption(profile, cfg.dataset, seed, [c.key("run") for c in cfgs.values()]
+                                    + [cfg.key("teacher")]))
+table
+
+# %% [markdown]
+# How much robustness does each class lose in distillation, and which class is now the weakest?
+
+# %%
+s_sum = summ[(summ["model"] == main) & (summ["attack"] == "pgd")].iloc[0]
+t_sum = summ[(summ["checkpoint"] == "teacher") & (summ["attack"] == "pgd")].iloc[0]
+loss_per_class = (tea_pgd - stu_pgd)
+worst_student = [classes[c] for c in stu_pgd.index[stu_pgd == stu_pgd.min()]]
+if worst_student == [expected_worst]:
+    verdict = f"As expected, {expected_worst} is the student's worst class under PGD."
+elif expected_worst in worst_student:
+    verdict = (f"{expected_worst} shares the student's lowest PGD accuracy with "
+               f"{', '.join(c for c in worst_student if c != expected_worst)}.")
+else:
+    verdict = (f"The student's worst class under PGD is {', '.join(worst_student)}, not {expected_worst} "
+               f"({expected_worst}: {100 * float(stu_pgd[classes.index(expected_worst)]):.2f}%).")
+nsd_word = "higher" if s_sum["nsd"] > t_sum["nsd"] else "not higher"
+glue("ch02_student_pgd_avg", f"{100 * s_sum['avg']:.2f}", display=False)
+glue("ch02_student_pgd_worst", f"{100 * s_sum['worst']:.2f}", display=False)
+glue("ch02_student_pgd_nsd", f"{s_sum['nsd']:.3f}", display=False)
+glue("ch02_teacher_pgd_nsd", f"{t_sum['nsd']:.3f}", display=False)
+glue("ch02_nsd_word", nsd_word, display=False)
+glue("ch02_worst_verdict", verdict, display=False)
+glue("ch02_most_lost", classes[int(loss_per_class.idxmax())], display=False)
+glue("ch02_most_lost_pts", f"{100 * float(loss_per_class.max()):.2f}", display=False)
+pd.DataFrame({"class": classes, "teacher PGD (%)": (100 * tea_pgd.values).round(2),
+              "student PGD (%)": (100 * stu_pgd.values).round(2),
+              "lost (points)": (100 * loss_per_class.values).round(2)})
+
+# %% [markdown]
+# The {glue:text}`ch02_nsd_word` NSD of the student ({glue:text}`ch02_student_pgd_nsd` against the teacher's
+# {glue:text}`ch02_teacher_pgd_nsd`) measures the unevenness: its PGD accuracy averages
+# {glue:text}`ch02_student_pgd_avg`% with a worst class at {glue:text}`ch02_student_pgd_worst`%.
+# {glue:text}`ch02_worst_verdict` The class that loses most in distillation is {glue:text}`ch02_most_lost`
+# ({glue:text}`ch02_most_lost_pts` points).
+#
+# ## The gap grows during distillation
+#
+# During training the library tracks the student's clean and PGD accuracy per class on a fixed, smaller
+# class-balanced subset of the test set, every few epochs (columns `acc_pgd_<c>` of the history). We measure
+# the inter-class gap and the NSD at each evaluated epoch $e$:
+#
+# $$
+# \mathrm{gap}(e) = \max_c a_c(e) - \min_c a_c(e), \qquad \mathrm{NSD}(e) = \sigma_c\big(a_c(e)\big) / \mu_c\big(a_c(e)\big).
+# $$ (ch02-gap)
+#
+# Epochs inside the warm-up are left out: there the student has not been trained yet, and an untrained
+# network that predicts one class everywhere has the largest possible gap.
+
+# %%
+track = hist[hist["acc_pgd"].notna() & (hist["epoch"] > d.warmup)].reset_index(drop=True)
+acc = track[[f"acc_pgd_{c}" for c in range(C)]].to_numpy()
+track_gap = acc.max(axis=1) - acc.min(axis=1)
+track_nsd = np.array([metrics.nsd(row, cfg.attack.nsd_std) for row in acc])
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1.5, 1]})
+ferd.plots.class_curves(track["epoch"], 100 * acc, classes, ax=axes[0], ylabel="PGD accuracy (%)",
+                        title=f"{main}: per-class PGD accuracy", highlight=int(np.argmin(acc[-1])), marker="o")
+axes[1].plot(track["epoch"], 100 * track_gap, marker="o", label="gap max - min (points)")
+axes[1].set_xlabel("epoch")
+axes[1].set_ylabel("gap (points)")
+ax2 = axes[1].twinx()
+ax2.plot(track["epoch"], track_nsd, marker="s", color="C3", label="NSD")
+ax2.set_ylabel("NSD")
+ax2.grid(False)
+axes[1].set_title("inter-class gap and NSD")
+fig.legend(loc="lower right", fontsize="small", bbox_to_anchor=(0.98, 0.02))
+fig.tight_layout()
+ferd.plots.save_figure(fig, "ch02_gap_over_epochs", folder=FIG_DIR)
+ferd.plots.show(fig)
+
+# %% [markdown]
+# The gap at the first and the last evaluated epoch, and whether it grew:
+
+# %%
+gap_table = pd.DataFrame({"epoch": track["epoch"], "PGD Avg (%)": (100 * acc.mean(axis=1)).round(2),
+                          "gap (points)": (100 * track_gap).round(2), "NSD": track_nsd.round(3)})
+ferd.tables.save_results(gap_table, "ch02_gap", profile)
+if len(track) >= 2:
+    g0, g1 = 100 * track_gap[0], 100 * track_gap[-1]
+    n0, n1 = track_nsd[0], track_nsd[-1]
+    if g1 > g0 and n1 > n0:
+        growth = ("Both the gap and the NSD grew between the first and the last evaluated epoch, as the paper "
+                  "reports for its CIFAR-10 students.")
+    elif g1 > g0 or n1 > n0:
+        growth = ("Only one of the two measures grew (" + ("the gap" if g1 > g0 else "the NSD")
+                  + "), so the paper's observation holds only partly here.")
+    else:
+        growth = ("Neither the gap nor the NSD grew between the first and the last evaluated epoch: unlike the "
+                  "paper's CIFAR-10 students, this run does not show a widening gap.")
+    glue("ch02_gap_first", f"{g0:.2f}", display=False)
+    glue("ch02_gap_last", f"{g1:.2f}", display=False)
+    glue("ch02_gap_first_epoch", str(int(track["epoch"].iloc[0])), display=False)
+    glue("ch02_gap_last_epoch", str(int(track["epoch"].iloc[-1])), display=False)
+else:
+    growth = "Only one epoch was evaluated after the warm-up, so the growth of the gap cannot be measured."
+    for key in ("ch02_gap_first", "ch02_gap_last", "ch02_gap_first_epoch", "ch02_gap_last_epoch"):
+        glue(key, "n/a", display=False)
+glue("ch02_gap_growth", growth, display=False)
+print(growth)
+gap_table
+
+# %% [markdown]
+# The gap is {glue:text}`ch02_gap_first` points at epoch {glue:text}`ch02_gap_first_epoch` and
+# {glue:text}`ch02_gap_last` points at epoch {glue:text}`ch02_gap_last_epoch`. {glue:text}`ch02_gap_growth`
+#
+# ## Where do attacks push each class?
+#
+# The second observation concerns the *direction* of successful attacks. We attack every evaluation image
+# with untargeted PGD and count, for each true (source) class $c$, the fraction of its images that the student
+# then assigns to each class $j$:
+#
+# $$
+# A[c, j] = \frac{\big|\{i : y_i = c,\ \arg\max f^S(x_i^{adv}) = j\}\big|}{\big|\{i : y_i = c\}\big|}.
+# $$ (ch02-confusion)
+#
+# The diagonal is the per-class robust accuracy; the off-diagonal mass shows which wrong classes absorb the
+# attacks (`ferd.evaluate.attack_confusion`).
+
+# %%
+split = experiments.eval_split(cfg)
+a = cfg.attack
+pgd_attack = PGD(res.student, eps=a.eps, alpha=a.alpha, steps=a.pgd_steps, seed=seed)
+A = attack_confusion(res.student, split, pgd_attack, C, batch_size=a.eval_batch_size, device=device,
+                     normalize=True)
+fig = ferd.plots.heatmap(A, classes, classes, xlabel="predicted class after PGD (target)",
+                         ylabel="true class (source)", vmin=0, vmax=1,
+                         title=f"{main}: where untargeted PGD sends each class")
+ferd.plots.save_figure(fig, "ch02_attack_confusion", folder=FIG_DIR)
+ferd.plots.show(fig)
+
+# %% [markdown]
+# The strongest off-diagonal flows, and how concentrated each class's errors are: for each source class the
+# share of its misclassified images that land in its single most frequent wrong class.
+
+# %%
+off = A.copy()
+np.fill_diagonal(off, np.nan)
+flows = (pd.DataFrame(off, index=classes, columns=classes).stack().rename("fraction").reset_index()
+         .rename(columns={"level_0": "source", "level_1": "target"}).sort_values("fraction", ascending=False))
+top = flows.iloc[0]
+wrong = np.nansum(off, axis=1)
+concentration = np.divide(np.nanmax(np.nan_to_num(off, nan=-1), axis=1), wrong, out=np.full(C, np.nan),
+                          where=wrong > 0)
+glue("ch02_top_source", str(top["source"]), display=False)
+glue("ch02_top_target", str(top["target"]), display=False)
+glue("ch02_top_fraction", f"{100 * float(top['fraction']):.2f}", display=False)
+glue("ch02_concentration", f"{100 * float(np.nanmean(concentration)):.2f}" if np.isfinite(concentration).any()
+     else "n/a", display=False)
+flows.head(8).assign(fraction=lambda f: (100 * f["fraction"]).round(2))
+
+# %% [markdown]
+# The largest flow sends {glue:text}`ch02_top_fraction`% of the {glue:text}`ch02_top_source` images to
+# {glue:text}`ch02_top_target`. On average over the classes with errors, {glue:text}`ch02_concentration`% of a
+# class's successful attacks end in one single wrong class: the attacks do not spread evenly over the possible
+# targets (which would give $1/(C-1)$ each). This is the asymmetry that FERD's uniform-target adversarial
+# examples (chapter 5) address.
+#
+# A targeted attack asks a sharper question: how easy is it to push class $c$ *into a chosen class* $j$? For
+# each target $j$ we run targeted PGD (descending the cross-entropy of class $j$) on the first
+# `targeted_per_class` images of every other class and record the success rate $S[c, j]$.
+
+# %%
+if targeted_per_class > 0:
+    S = targeted_success_matrix(res.student, split, a.eps, a.alpha, a.pgd_steps, C, per_class=targeted_per_class,
+                                batch_size=a.eval_batch_size, device=device, seed=seed)
+    fig = ferd.plots.heatmap(S, classes, classes, xlabel="target class j", ylabel="source class c", vmin=0, vmax=1,
+                             title=f"{main}: targeted PGD success rate S[c, j]")
+    ferd.plots.save_figure(fig, "ch02_targeted_success", folder=FIG_DIR)
+    ferd.plots.show(fig)
+    easiest = np.unravel_index(np.nanargmax(S), S.shape)
+    glue("ch02_targeted_note", f"The easiest targeted move is {classes[easiest[0]]} into {classes[easiest[1]]} "
+         f"({100 * S[easiest]:.2f}% success); the hardest target overall is "
+         f"{classes[int(np.nanargmin(np.nanmean(S, axis=0)))]}.", display=False)
+else:
+    glue("ch02_targeted_note", "The targeted matrix was skipped (targeted_per_class = 0).", display=False)
+
+# %% [markdown]
+# {glue:text}`ch02_targeted_note` Rows with bright cells are classes that an attacker can steer almost
+# anywhere; columns with bright cells are "attractor" classes.
+#
+# ## What we take from the diagnosis
+#
+# Plain data-free distillation treats all classes alike: equal numbers of synthetic images, an adversarial
+# attack that goes wherever it is easiest. The student inherits the teacher's weak classes and, depending on
+# the run, widens the gap. FERD changes both the *proportion* of synthetic images per class (chapter 3) and
+# the *distribution* of the clean and adversarial samples (chapters 4 and 5).
+#
+# ## Exercises
+#
+# 1. Add `"fmnist-mobilenet"` to `students`. Is the same class the weakest, and does the gap grow the same way
+#    for a MobileNet-style student?
+# 2. The gap in {eq}`ch02-gap` uses only the best and the worst class. Plot instead the standard deviation of
+#    the per-class accuracies over epochs. Does it tell a different story from the NSD?
+# 3. Compute the attack matrix {eq}`ch02-confusion` for the teacher (`experiments.teacher(cfg)`). Are the
+#    student's dominant flows inherited from the teacher?
+# 4. The tracking subset has only `cfg.distill.track_per_class` images per class. Estimate the standard error
+#    of a per-class accuracy of 30% on that many images and decide which epoch-to-epoch changes in the figure
+#    are larger than noise.

@@ -1,0 +1,355 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4. Fairness-aware examples
+#
+# A robust network's internal features are a mix: some channels carry *robust* information that a small
+# perturbation cannot change, others carry *non-robust* information that an attacker can flip easily. The
+# non-robust part is what adversarial examples exploit, and predictions made from it tend to agree with the
+# predictions on adversarial examples. FERD's second idea shapes the synthetic images so that the teacher's
+# non-robust features point to **no class in particular**: the teacher's prediction from those features alone
+# should be uniform. The paper calls the resulting synthetic images *fairness-aware examples* (FAEs). **How does
+# FERD find the non-robust channels, does the extra generator term actually flatten the non-robust
+# prediction, and what do the synthetic images look like with and without it?**
+
+# %% [markdown]
+# The parameters of the chapter.
+
+# %% tags=["parameters"]
+profile = "cpu"  # "smoke" (tiny, numbers meaningless), "cpu" (the book) or "paper" (GPU, CIFAR)
+seed = 0  # seed of the demonstration batch and of the runs
+device = "cpu"  # "cpu", "cuda" or "auto"
+student = "fmnist-resnet"  # student architecture
+preset = "ferd"  # with FAE
+compare_preset = "ferd_no_fae"  # the same without the uniformity term
+demo_steps = 0  # generator steps in the demonstration, with and without L_uni; 0 = one round (the profile's N_G)
+grid_per_class = 8  # synthetic images shown per class in the sample grids
+tsne_points = 600  # most recent pool samples embedded per run (t-SNE cost grows with it)
+
+# %% [markdown]
+# The next cell imports the library and builds the two configurations; a bad parameter fails here.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from myst_nb import glue
+from sklearn.metrics import silhouette_score
+
+import ferd.book
+import ferd.plots
+import ferd.tables
+from ferd import artifacts, experiments
+from ferd.augment import augment
+from ferd.config import make_config
+from ferd.data import DATASETS
+from ferd.fae import ib_fit, robust_mask, spatial_variance, uniformity_loss
+from ferd.generator import Generator, reinit_generator
+from ferd.losses import BNStatsLoss, ikl, teacher_prior
+from ferd.models import create_model
+from ferd.pool import SyntheticPool
+from ferd.runtime import make_generator, seed_everything
+from ferd.synthesis import frozen, sample_labels
+
+ferd.plots.set_style()
+FIG_DIR = ferd.book.output_dir("figures", profile)
+cfg = make_config(profile, preset, overrides=dict(student=student, seed=seed, device=device))
+cfg_cmp = make_config(profile, compare_preset, overrides=dict(student=student, seed=seed, device=device))
+d = cfg.distill
+info = DATASETS[cfg.dataset]
+C = info.num_classes
+n_demo = demo_steps or d.n_g
+print(f"IB fit: {d.ib_steps} Adam steps, lr {d.ib_lr}, beta {d.ib_beta}, noise {d.ib_noise}; "
+      f"generator batch {d.batch_size}; runs {cfg.key('run')} ({preset}), {cfg_cmp.key('run')} ({compare_preset})")
+
+# %% [markdown]
+# ## Finding the non-robust channels
+#
+# Split the teacher at an intermediate layer: $Z = f^T_{\le l}(x) \in \mathbb{R}^{B\times K\times H\times W}$
+# are its features ($K$ channels of $H\times W$ maps) and $f^T_{>l}$ the rest of the network, the *head*. For
+# the Fashion-MNIST teacher, $Z$ is the output of the third convolution's BatchNorm, $128\times7\times7$.
+# Following the information-bottleneck view of robust features (Kim, Lee and Ro, 2021), FERD asks how much
+# noise each channel of each sample tolerates before the head stops predicting the label $y$. It learns one
+# noise scale $s_{bk} = \mathrm{softplus}(\Lambda_{bk})$ per sample $b$ and channel $k$ by minimising
+#
+# $$
+# \mathcal{L}_{IB}(\Lambda) = \frac{1}{B}\sum_b \mathrm{CE}\Big(f^T_{>l}\big(\bar Z_b + s_b \odot \xi_b\big), y_b\Big)
+#   + \beta\,\frac{1}{BK}\sum_{b,k}\frac12\Big(\frac{v_{bk}}{s_{bk}^2} + \log\frac{s_{bk}^2}{v_{bk}} - 1\Big),
+#   \qquad \xi \sim \mathcal{N}(0, 1),
+# $$ (ch04-ib)
+#
+# where $\bar Z$ is $Z$ without gradient and $v_{bk}$ the variance of channel $k$'s map over its $H\cdot W$
+# positions. The cross-entropy wants little noise, the KL term pulls each $s_{bk}^2$ towards $v_{bk}$. A channel
+# whose fitted noise variance ends up *above the largest spatial variance in the batch* can be drowned in noise
+# without hurting the prediction, so the head does not rely on its details: it counts as **robust**. All other
+# channels are **non-robust**:
+#
+# $$
+# M_{bk} = \mathbb{1}\Big[s_{bk}^2 > \max_{b',k'} v_{b'k'}\Big], \qquad Z_{nr} = Z \odot (1 - M).
+# $$ (ch04-mask)
+#
+# We run this on one batch of a freshly initialised generator, as in the first step of a generation round:
+# labels drawn uniformly, a new generator $G$ and latent codes $z$, images $x = G(z)$, augmented, then
+# `ferd.fae.ib_fit` and `ferd.fae.robust_mask`.
+
+# %%
+seed_everything(seed)
+teacher = experiments.teacher(cfg, progress=False)
+G = Generator(nz=d.nz, img_size=info.shape[1], nc=info.shape[0])
+reinit_generator(G, generator=make_generator(seed))
+y = sample_labels(torch.full((C,), 1.0 / C), d.batch_size)
+z0 = torch.randn(d.batch_size, d.nz, generator=make_generator(seed + 1))
+G.train()
+teacher.eval()
+with torch.no_grad():
+    xh = augment(G(z0), padding=d.aug_padding, generator=make_generator(seed + 2))
+    Z = teacher.features(xh)
+s_star = ib_fit(teacher.head, Z, y, steps=d.ib_steps, lr=d.ib_lr, beta=d.ib_beta, noise=d.ib_noise,
+                generator=make_generator(seed + 3))
+M = robust_mask(s_star, Z)
+v = spatial_variance(Z)
+nonrobust = float(1 - M.mean())
+glue("ch04_nonrobust_fraction", f"{100 * nonrobust:.1f}", display=False)
+glue("ch04_K", str(Z.shape[1]), display=False)
+glue("ch04_B", str(Z.shape[0]), display=False)
+print(f"Z {tuple(Z.shape)}; threshold max v = {float(v.max()):.4f}; non-robust channels {100 * nonrobust:.1f}%")
+
+# %% [markdown]
+# Each point below is one (sample, channel) pair: its spatial variance $v_{bk}$ against its fitted noise
+# variance $s_{bk}^2$. The dashed line is the threshold of {eq}`ch04-mask`: points above it are robust.
+
+# %%
+vv = v.flatten().numpy()
+ss = s_star.flatten().square().numpy()
+rob = M.flatten().numpy() > 0
+thr = float(v.max())
+fig, ax = plt.subplots(figsize=(6.5, 4))
+ax.scatter(np.maximum(vv[~rob], 1e-8), ss[~rob], s=6, alpha=0.5, label="non-robust", color="C1")
+ax.scatter(np.maximum(vv[rob], 1e-8), ss[rob], s=6, alpha=0.5, label="robust", color="C0")
+ax.axhline(thr, color="black", ls="--", lw=1, label=f"threshold max v = {thr:.3g}")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("spatial variance v_bk of the channel map")
+ax.set_ylabel("fitted noise variance s*_bk^2")
+ax.set_title("Information-bottleneck fit on one generator batch")
+ax.legend(fontsize="small")
+ferd.plots.save_figure(fig, "ch04_ib_scatter", folder=FIG_DIR)
+ferd.plots.show(fig)
+
+# %% [markdown]
+# In this batch {glue:text}`ch04_nonrobust_fraction`% of the {glue:text}`ch04_B` x {glue:text}`ch04_K`
+# (sample, channel) pairs are non-robust. Because one threshold serves the whole batch, a channel is robust only
+# when its tolerated noise exceeds the *largest* spatial variance anywhere in the batch: a strict test.
+#
+# ## The uniformity term
+#
+# FERD adds one term to the generator's objective (chapter 2, {eq}`ch02-generator`): the teacher's prediction
+# from the non-robust channels alone should be uniform over the $C$ classes,
+#
+# $$
+# \mathcal{L}_{uni} = \frac{1}{B}\sum_b \mathrm{KL}\Big(U \,\Big\|\, q\big(f^T_{>l}(Z_{nr,b})\big)\Big),
+# \qquad U = \big(\tfrac1C, \dots, \tfrac1C\big),
+# $$ (ch04-uni)
+#
+# weighted by $\lambda_{uni} = 5$. The mask is a constant, but $Z_{nr}$ depends on the generator, so the term
+# moves the images. To see it act we run {glue:text}`ch04_demo_steps` generator steps of the full FERD objective
+# twice from the same start, once with and once without {eq}`ch04-uni`, and measure $\mathcal{L}_{uni}$ (with a
+# fresh mask) at every step.
+
+# %%
+def generator_steps(with_uni: bool) -> tuple[list[float], torch.Tensor, torch.Tensor]:
+    """`n_demo` FERD generator steps from the demo start; returns L_uni per step and the Z_nr logits before/after."""
+    w_bn, w_adv, w_oh, w_uni = d.gen_loss_weights
+    seed_everything(seed)
+    net_s = create_model(cfg.student, num_classes=C).eval()  # a fresh student, as in the first epoch
+    gen = Generator(nz=d.nz, img_size=info.shape[1], nc=info.shape[0])
+    reinit_generator(gen, generator=make_generator(seed))
+    z = z0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([{"params": gen.parameters(), "lr": d.lr_g}, {"params": [z], "lr": d.lr_z}],
+                           betas=(0.5, 0.999))
+    bn = BNStatsLoss(teacher)
+    curve, first, last = [], None, None
+    gen.train()
+    with frozen(teacher, net_s):
+        for step in range(n_demo + 1):
+            xh = augment(gen(z), padding=d.aug_padding, generator=make_generator(seed + 100 + step))
+            with bn.recording():
+                Zs = teacher.features(xh)
+                t = teacher.head(Zs)
+            s_hat = ib_fit(teacher.head, Zs, y, steps=d.ib_steps, lr=d.ib_lr, beta=d.ib_beta, noise=d.ib_noise,
+                           generator=make_generator(seed + 200 + step))
+            Ms = robust_mask(s_hat, Zs)
+            l_uni = uniformity_loss(teacher.head, Zs, Ms)
+            curve.append(l_uni.item())
+            with torch.no_grad():
+                logits_nr = teacher.head(Zs * (1 - Ms))
+            first = logits_nr if first is None else first
+            last = logits_nr
+            if step == n_demo:  # the last pass only measures
+                break
+            loss = (w_bn * bn.loss() + w_adv * -ikl(net_s(xh), t, teacher_prior(t, d.ikl_T2))
+                    + w_oh * F.cross_entropy(t, y) + (w_uni * l_uni if with_uni else 0.0))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    bn.remove()
+    return curve, first, last
+
+
+curve_with, first_with, last_with = generator_steps(True)
+curve_without, _, last_without = generator_steps(False)
+glue("ch04_demo_steps", str(n_demo), display=False)
+
+# %% [markdown]
+# Left: $\mathcal{L}_{uni}$ over the steps. Right: the teacher's prediction from the non-robust features,
+# averaged over the batch and sorted by each sample's target label's position, before the steps and after them.
+
+# %%
+def mean_prob_of_label(logits: torch.Tensor) -> float:
+    """Mean probability that the non-robust prediction gives to each sample's generation label."""
+    return float(F.softmax(logits, 1).gather(1, y[:, None]).mean())
+
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+axes[0].plot(range(len(curve_with)), curve_with, marker="o", ms=3, label="with L_uni (FERD)")
+axes[0].plot(range(len(curve_without)), curve_without, marker="s", ms=3, label="without L_uni")
+axes[0].set_xlabel("generator step")
+axes[0].set_ylabel("KL(U || q(head(Z_nr)))")
+axes[0].set_title("Distance of the non-robust prediction from uniform")
+axes[0].legend(fontsize="small")
+probs = {"before": F.softmax(first_with, 1).mean(0), "after, with L_uni": F.softmax(last_with, 1).mean(0),
+         "after, without L_uni": F.softmax(last_without, 1).mean(0)}
+w = 0.27
+for i, (name, p) in enumerate(probs.items()):
+    axes[1].bar(np.arange(C) + (i - 1) * w, p.numpy(), width=w, label=name)
+axes[1].axhline(1 / C, color="grey", ls="--", lw=1)
+axes[1].set_xticks(range(C))
+axes[1].set_xticklabels(experiments.eval_split(cfg).classes, rotation=30, ha="right")
+axes[1].set_ylabel("mean probability")
+axes[1].set_title("Teacher's prediction from Z_nr (batch mean)")
+axes[1].legend(fontsize="small")
+fig.tight_layout()
+ferd.plots.save_figure(fig, "ch04_uniformity_steps", folder=FIG_DIR)
+ferd.plots.show(fig)
+falls = curve_with[-1] < curve_with[0]
+glue("ch04_uni_first", f"{curve_with[0]:.3f}", display=False)
+glue("ch04_uni_last_with", f"{curve_with[-1]:.3f}", display=False)
+glue("ch04_uni_last_without", f"{curve_without[-1]:.3f}", display=False)
+glue("ch04_uni_verdict",
+     ("falls" if falls else "does not fall") + (", and ends below the run without the term"
+                                                if curve_with[-1] < curve_without[-1] else
+                                                ", and does not end below the run without the term"),
+     display=False)
+glue("ch04_label_prob", f"{mean_prob_of_label(last_with):.3f} with the term and "
+     f"{mean_prob_of_label(last_without):.3f} without", display=False)
+pd.DataFrame({"step": range(len(curve_with)), "L_uni with": np.round(curve_with, 4),
+              "L_uni without": np.round(curve_without, 4)}).iloc[[0, len(curve_with) // 2, -1]]
+
+# %% [markdown]
+# With the term, $\mathcal{L}_{uni}$ {glue:text}`ch04_uni_verdict` (from {glue:text}`ch04_uni_first` to
+# {glue:text}`ch04_uni_last_with`, against {glue:text}`ch04_uni_last_without` without it). After the steps, the
+# non-robust prediction gives each image's own label a mean probability of {glue:text}`ch04_label_prob`
+# (uniform would be $1/C$).
+#
+# ## What the synthetic images look like
+#
+# Over a whole run the generator is re-initialised every epoch and its best batch joins the pool. We train
+# `ferd` and `ferd_no_fae` (identical apart from the uniformity term; both cached) and read the pools from the
+# runs' last checkpoints: for each class, the most recent images generated for it.
+
+# %%
+def run_pool(c) -> tuple[torch.Tensor, torch.Tensor]:
+    """The synthetic pool (images, sampled labels) of a finished run, read from its last checkpoint."""
+    res = experiments.distill(c, progress=False)
+    state = artifacts.load_torch(res.run_dir / "checkpoint.pt")["pool"]
+    pool = SyntheticPool(C, dtype=c.distill.pool_dtype)
+    pool.load_state_dict(state)
+    return pool.tensors()
+
+
+pools = {preset: run_pool(cfg), compare_preset: run_pool(cfg_cmp)}
+classes = experiments.eval_split(cfg).classes
+fig, axes = plt.subplots(1, 2, figsize=(2 + 1.1 * grid_per_class, 0.5 + 0.55 * C))
+for ax, (name, (px, py)) in zip(axes, pools.items()):
+    rows = []
+    for c in range(C):
+        mine = px[py == c][-grid_per_class:]
+        pad = torch.ones(grid_per_class - len(mine), *px.shape[1:])  # a class with few samples: blank cells
+        rows.append(torch.cat([mine, pad]))
+    grid = ferd.plots.image_grid(torch.cat(rows), nrow=grid_per_class)
+    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    step = grid.shape[0] / C
+    ax.set_yticks([step * (c + 0.5) for c in range(C)])
+    ax.set_yticklabels(classes, fontsize=8)
+    ax.set_xticks([])
+    ax.grid(False)
+    ax.set_title(f"{name} ({len(px)} pool images)")
+fig.tight_layout()
+ferd.plots.save_figure(fig, "ch04_sample_grids", folder=FIG_DIR)
+ferd.plots.show(fig)
+
+# %% [markdown]
+# ## How the teacher sees the synthetic samples
+#
+# The released code visualises synthetic data by a t-SNE of the teacher's split-layer features, averaged over
+# the spatial positions ($\mathrm{GAP}(Z) \in \mathbb{R}^{K}$), coloured by the teacher's predicted class. We
+# embed the {glue:text}`ch04_tsne_n` most recent samples of each pool (perplexity $\min(30, n-1)$, 1,000
+# iterations, random state 0). As numbers we report how often the teacher predicts the label an image was
+# generated for, and the silhouette of the teacher's classes in feature space (higher: better separated).
+
+# %%
+rows, embeds = [], {}
+for name, (px, py) in pools.items():
+    xs, ys = px[-tsne_points:], py[-tsne_points:]
+    with torch.no_grad():
+        feats = F.adaptive_avg_pool2d(teacher.features(xs), 1).flatten(1)
+        pred = teacher.head(teacher.features(xs)).argmax(1)
+    embeds[name] = (ferd.plots.tsne_embedding(feats, perplexity=30, max_iter=1000, random_state=seed), pred)
+    n_pred = len(torch.unique(pred))
+    sil = float(silhouette_score(feats.numpy(), pred.numpy())) if 1 < n_pred < len(pred) else float("nan")
+    rows.append({"run": name, "samples": len(xs), "teacher agrees with label (%)": 100 * float((pred == ys).float().mean()),
+                 "classes predicted": n_pred, "silhouette (teacher classes)": sil})
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+for ax, (name, (emb, pred)) in zip(axes, embeds.items()):
+    ferd.plots.class_scatter(emb, pred, classes, ax=ax, title=f"{name}: t-SNE of GAP(Z)", legend=ax is axes[-1])
+fig.tight_layout()
+ferd.plots.save_figure(fig, "ch04_tsne", folder=FIG_DIR)
+ferd.plots.show(fig)
+stats = pd.DataFrame(rows)
+ferd.tables.save_results(stats, "ch04_synthetic_stats", profile)
+glue("ch04_tsne_n", str(min(tsne_points, min(len(p[0]) for p in pools.values()))), display=False)
+s_with, s_without = stats.set_index("run").loc[[preset, compare_preset], "silhouette (teacher classes)"]
+glue("ch04_silhouette_verdict",
+     "cannot be compared (too few predicted classes)" if np.isnan(s_with) or np.isnan(s_without) else
+     (f"is higher with FAE ({s_with:.3f} against {s_without:.3f})" if s_with > s_without else
+      f"is not higher with FAE ({s_with:.3f} against {s_without:.3f})"), display=False)
+stats.round(3)
+
+# %% [markdown]
+# The silhouette of the teacher's classes {glue:text}`ch04_silhouette_verdict`. The paper describes FAEs as
+# giving representations that are balanced across classes; a t-SNE of one seed is a picture, not a test, and
+# chapter 7 measures what FAEs do to the student's robustness.
+#
+# ## Exercises
+#
+# 1. The threshold of {eq}`ch04-mask` is the *largest* spatial variance in the batch. Replace it by the median
+#    of $v$ and recompute the non-robust fraction on the demonstration batch. What would that do to
+#    $\mathcal{L}_{uni}$?
+# 2. Rerun the IB fit with `noise="per_element"` (one noise value per pixel instead of per channel). How does
+#    the scatter change?
+# 3. Vary the IB weight $\beta$ in {eq}`ch04-ib` over $\{0.1, 0.3, 1.0\}$ on the demonstration batch and plot the
+#    non-robust fraction against $\beta$.
+# 4. Colour the t-SNE by the *sampled* label instead of the teacher's prediction. Where do they disagree?
