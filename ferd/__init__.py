@@ -7,7 +7,7 @@ The public API, grouped as the method is (spec sections in brackets):
 - attacks and evaluation: `build_attack`, `FGSM`, `PGD`, `CWInf`, `KLPGD`, `AutoAttack`, `evaluate`, `summarize` [2]
 - FERD's parts: `Generator`, `BNStatsLoss`, `ikl`, `fae_term`, `class_weights`, `probe_vulnerability`, `UTAE`,
   `SyntheticPool` [5.2-5.8]
-- the loop and teachers: `Distiller`, `distill`, `train_teacher` [5.9, baselines 8]
+- the loop and teachers: `Distiller` (and `ferd.distill.run`), `train_teacher` [5.9, baselines 8]
 """
 import os as _os
 
@@ -26,10 +26,10 @@ from ferd.fae import fae_term  # noqa: E402
 from ferd.reweighting import class_weights, probe_vulnerability  # noqa: E402
 from ferd.utae import UTAE  # noqa: E402
 from ferd.pool import SyntheticPool  # noqa: E402
-from ferd.distill import Distiller, run as distill  # noqa: E402
+from ferd.distill import Distiller  # noqa: E402
 from ferd.teachers import train_teacher  # noqa: E402
 
 __all__ = ["Config", "make_config", "load_split", "stratified_subset", "create_model", "list_models",
            "build_attack", "FGSM", "PGD", "CWInf", "KLPGD", "AutoAttack", "evaluate", "summarize", "Generator",
            "BNStatsLoss", "ikl", "fae_term", "class_weights", "probe_vulnerability", "UTAE", "SyntheticPool",
-           "Distiller", "distill", "train_teacher"]
+           "Distiller", "train_teacher"]

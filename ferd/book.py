@@ -186,6 +186,15 @@ def status_markdown(rows: Sequence[dict[str, str]]) -> str:
     return "\n".join(text)
 
 
+def _paper_cell(record: dict) -> str:
+    from ferd import tables
+
+    if record["metric"] == "note":
+        return "(qualitative)"
+    value = record["value"]
+    return tables.fmt_paper(None if value != value else value, tables.record_kind(record["metric"]))
+
+
 def paper_numbers_markdown() -> str:
     """The `book/paper_numbers.md` page: every record of the paper-numbers file, grouped by table."""
     from ferd import tables
@@ -201,13 +210,25 @@ def paper_numbers_markdown() -> str:
             "There are no paper numbers for Fashion-MNIST, the dataset of the `cpu` profile.\n"]
     for table, group in df.groupby("table", sort=False):
         text.append(f"## {table}\n")
-        rows = [(f"`{r.key}`", r.student, r.method, r.attack, r.metric,
-                 tables.fmt_paper(None if r.value != r.value else r.value, tables.record_kind(r.metric)),
-                 r.confidence, r.source, r.note if isinstance(r.note, str) else "")
-                for r in group.itertuples()]
-        text.append(markdown_table(["key", "model", "method", "attack", "metric", "value", "confidence", "source",
-                                    "note"], rows))
+        shared = [c for c in ("source", "confidence") if group[c].nunique() == 1]
+        if shared:
+            text.append("; ".join(f"**{c}**: {group[c].iloc[0]}" for c in shared) + "\n")
+        columns = ["key", "student", "method", "attack", "metric", "value"] + [c for c in ("confidence", "source")
+                                                                               if c not in shared]
+        rows = [[f"`{r['key']}`" if c == "key" else
+                 _paper_cell(r) if c == "value" else r[c] for c in columns] for r in group.to_dict("records")]
+        text.append(markdown_table(["model" if c == "student" else c for c in columns], rows))
+        notes = [(r["key"], r["note"]) for r in group.to_dict("records") if isinstance(r["note"], str)]
+        if notes:
+            text.append("Notes:\n\n" + "\n".join(f"- `{k}`: {n}" for k, n in notes) + "\n")
     return "\n".join(text)
+
+
+def write_appendix(out: Path = ROOT, timings: dict[str, float] | None = None, profile: str = "cpu") -> None:
+    """Merge `timings` into `book/status.csv`, then write `book/status.md` and `book/paper_numbers.md`."""
+    rows = update_status(Path(out) / "book" / "status.csv", timings or {}, profile)
+    (Path(out) / "book" / "status.md").write_text(status_markdown(rows))
+    (Path(out) / "book" / "paper_numbers.md").write_text(paper_numbers_markdown())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -331,9 +352,7 @@ def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None 
                 continue
             timings[source.stem] = seconds
             _say(f"[{i}/{len(sources)}] {source.stem:<22} {seconds:7.1f} s  ({profile})")
-    rows = update_status(out / "book" / "status.csv", timings, profile)
-    (out / "book" / "status.md").write_text(status_markdown(rows))
-    (out / "book" / "paper_numbers.md").write_text(paper_numbers_markdown())
+    write_appendix(out, timings, profile)
     if failures:
         raise BookError(f"{len(failures)} of {len(sources)} chapters failed:\n" + "\n".join(failures))
     if not build:

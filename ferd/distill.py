@@ -152,9 +152,6 @@ class Distiller:
         elif rule == "minmax":
             params = {"bounds": tuple(d.class_weight_bounds)}
         self.p = class_weights(self.D, rule, **params).detach().cpu().double()
-        if not (torch.isfinite(self.p).all() and (self.p >= 0).all() and self.p.sum() > 0):
-            raise TrainingError(f"class weights {self.p.tolist()} from rule {rule!r} at epoch {epoch} are not a "
-                                f"distribution (need finite values >= 0 with a positive sum)")
         return {"probe_margin_mean": margin_mean}
 
     def make_attack(self, epoch: int, step: int) -> Attack:
@@ -204,7 +201,8 @@ class Distiller:
         ckpt = self.run_dir / "checkpoint.pt"
         with artifacts.locked(ckpt) if self._is_main else contextlib.nullcontext():
             final = self.run_dir / "final.pt"
-            artifacts.remove_temporaries(self.run_dir)  # partial files of a killed writer
+            if self._is_main:  # under the lock: partial files of a killed writer
+                artifacts.remove_temporaries(self.run_dir)
             if final.exists():
                 try:
                     return self._result_from(final)

@@ -108,8 +108,9 @@ def grouped_bars(ax: plt.Axes, data: pd.DataFrame, ylabel: str = "", percent: bo
         if annotate:
             ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.1f}" for v in vals], fontsize=7,
                          padding=1)
-    ax.set_xticks(x, [str(g) for g in groups], rotation=30 if len(groups) > 4 else 0,
-                  ha="right" if len(groups) > 4 else "center")
+    names = [str(g) for g in groups]
+    crowded = len(names) > 4 or sum(len(n) for n in names) > 40  # rotate labels that would overlap
+    ax.set_xticks(x, names, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_ylabel(ylabel)
     return ax

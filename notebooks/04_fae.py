@@ -123,6 +123,15 @@ M = robust_mask(s_star, Z)
 v = spatial_variance(Z)
 nonrobust = float(1 - M.mean())
 glue("ch04_nonrobust_fraction", f"{100 * nonrobust:.1f}", display=False)
+if nonrobust == 1.0:
+    mask_note = ("Here every pair is non-robust, so Z_nr equals Z and the uniformity term below asks the teacher's whole "
+                 "prediction to be uniform, in direct opposition to the class term of the generator.")
+elif nonrobust == 0.0:
+    mask_note = ("Here every pair is robust, so Z_nr is zero: the uniformity term below sees only the head's bias and "
+                 "cannot move the images.")
+else:
+    mask_note = "Both kinds occur, so the uniformity term below acts on part of the representation only."
+glue("ch04_mask_note", mask_note, display=False)
 glue("ch04_K", str(Z.shape[1]), display=False)
 glue("ch04_B", str(Z.shape[0]), display=False)
 print(f"Z {tuple(Z.shape)}; threshold max v = {float(v.max()):.4f}; non-robust channels {100 * nonrobust:.1f}%")
@@ -153,6 +162,7 @@ ferd.plots.show(fig)
 # In this batch {glue:text}`ch04_nonrobust_fraction`% of the {glue:text}`ch04_B` x {glue:text}`ch04_K`
 # (sample, channel) pairs are non-robust. Because one threshold serves the whole batch, a channel is robust only
 # when its tolerated noise exceeds the *largest* spatial variance anywhere in the batch: a strict test.
+# {glue:text}`ch04_mask_note`
 #
 # ## The uniformity term
 #

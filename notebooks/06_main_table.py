@@ -73,12 +73,16 @@ for needed in ("ferd", "dfrd_plain"):
         raise ConfigError("methods", methods, f"a list of presets that contains {needed!r}")
 if not students:
     raise ConfigError("students", students, "a non-empty list of student architectures")
+if profile == "smoke":  # smoke runs only check the code paths: one student exercises them all
+    students = list(students)[:1]
 cfgs = {(st, m): make_config(profile, m, overrides=dict(student=st, seed=seed, device=device))
         for st in students for m in methods}
 data_free = {m: distiller_class(cfgs[students[0], m]).uses_generator for m in methods}
 base = cfgs[students[0], "ferd"]
 ATTACKS = list(base.attack.attacks)
 ROBUST = [a for a in ("pgd", "aa") if a in ATTACKS]  # the attacks the text compares on
+if not ROBUST:
+    raise ConfigError("attack.attacks", ATTACKS, "a list that contains 'pgd' or 'aa'")
 print(f"{DATASET_LABELS[base.dataset]}, teacher {base.teacher.arch}; students {', '.join(students)}")
 print("data-free:", ", ".join(m for m in methods if data_free[m]), "| real data:",
       ", ".join(m for m in methods if not data_free[m]) or "none")
@@ -221,7 +225,8 @@ for st in students:
         real = [m for m in methods if not data_free[m]]
         if real:
             top = max(real, key=lambda m: worst_of(st, m, attack))
-            text += f"; with real data, {preset_label(top)} reaches {100 * worst_of(st, top, attack):.2f}%"
+            name = preset_label(top).replace(" (real data)", "")
+            text += f"; with real data, {name} reaches {100 * worst_of(st, top, attack):.2f}%"
         sentences.append(text + ".")
 if wins_best == n_cases:
     overall = ("In every case FERD has the most robust weakest class among the data-free methods, as the paper "

@@ -58,7 +58,7 @@ from ferd import experiments
 from ferd.config import make_config
 from ferd.errors import ConfigError
 from ferd.plots import PRESET_LABELS, preset_label
-from ferd.tables import ATTACK_LABELS
+from ferd.tables import ATTACK_LABELS, DATASET_LABELS
 
 ferd.plots.set_style()
 FIG_DIR = ferd.book.output_dir("figures", profile)
@@ -80,10 +80,16 @@ seed_cfg = {(st, p, s): config(p, student=st, seed=s)
             for st in seed_students for p in ("ferd", "dfrd_plain") for s in seeds}
 base = cfg["ferd"]
 ROBUST = "aa" if "aa" in base.attack.attacks else "pgd"  # the strongest attack this profile evaluates
-provenance = (f"profile {profile}, dataset {base.dataset}, teacher {base.teacher.arch}, "
+provenance = (f"profile {profile}, {DATASET_LABELS[base.dataset]}, teacher {base.teacher.arch}, "
               f"eps {base.attack.eps:.4g}")
 glue("ch08_provenance", provenance, display=False)
 glue("ch08_robust", ATTACK_LABELS[ROBUST], display=False)
+lo, hi = cfg["ferd_released"].distill.class_weight_bounds
+C = base.num_classes
+glue("ch08_bounds", f"[{lo:g}, {hi:g}]", display=False)
+glue("ch08_bound", f"{hi / (hi + (C - 1) * lo):.4f}", display=False)
+glue("ch08_C", str(C), display=False)
+glue("ch08_gamma", f"{base.distill.gamma:g}", display=False)
 print(provenance)
 
 # %% [markdown]
@@ -97,17 +103,20 @@ print(provenance)
 # `ferd_released` reproduces (method specification, sections 6 and 7.1):
 #
 # 1. **Class weights.** The paper samples class $c$ with probability $p_c = \mathrm{softmax}(D)_c$, where $D_c$ is
-#    the teacher's vulnerability on class $c$ (how far adversarial examples of that class are past the decision
-#    boundary). The code rescales $D$ into $[0.05, 0.2]$ and normalises,
+#    the teacher's vulnerability on class $c$ (how far, on average, adversarial examples of that class are pushed
+#    past the decision boundary). The code instead rescales $D$ into an interval $[l, h]$ and normalises,
 #
 #    ```{math}
 #    :label: ch08-minmax
-#    p_c = \frac{0.05 + 0.15\,\frac{D_c - \min D}{\max D - \min D}}{\sum_j \Big(0.05 + 0.15\,\frac{D_j - \min D}{\max D - \min D}\Big)},
+#    p_c = \frac{l + (h - l)\,\tilde D_c}{\sum_j \big(l + (h - l)\,\tilde D_j\big)}, \qquad
+#    \tilde D_c = \frac{D_c - \min_k D_k}{\max_k D_k - \min_k D_k},
 #    ```
 #
-#    which can never give one class more than $0.2/0.65 \approx 0.3077$ of the samples when there are ten classes.
+#    with $[l, h] =$ {glue:text}`ch08_bounds`, so that no class can receive more than $h / (h + (C-1)\,l) =$
+#    {glue:text}`ch08_bound` of the samples with $C =$ {glue:text}`ch08_C` classes.
 # 2. **No uniform-target term.** The adversarial examples the student trains on are plain KL-PGD examples
-#    ($\gamma = 0$) instead of the paper's uniform-target examples ($\gamma = 0.3$ here).
+#    ($\gamma = 0$) instead of the paper's uniform-target examples ($\gamma =$ {glue:text}`ch08_gamma` in our
+#    `ferd` preset).
 # 3. **Train-mode leak.** After the robustness probe the teacher is left in training mode for one forward pass,
 #    so its batch-norm statistics drift a little every epoch.
 #
@@ -135,7 +144,6 @@ table_a
 
 # %%
 paper_weight = ferd.tables.paper_value("cw.c10.deer.weight")
-minmax_bound = ferd.tables.paper_value("cw.c10.minmax.max_weight")
 robust_pc = per_class_a[per_class_a["attack"] == ROBUST].pivot_table(
     index="class_name", columns="preset", values="accuracy", sort=False)[["ferd", "ferd_released"]]
 robust_pc.columns = [preset_label(c) for c in robust_pc.columns]
@@ -147,11 +155,12 @@ axes[0].legend(fontsize=8)
 for p in ("ferd", "ferd_released"):
     h = history[p]
     axes[1].plot(h["epoch"], h["max_p"], marker="o", markersize=3, label=preset_label(p))
-for value, text, style in ((minmax_bound, "min-max bound", ":"), (paper_weight, "paper, CIFAR-10 class 4", "--")):
+for value, text, style in ((hi / (hi + (C - 1) * lo), "min-max bound", ":"),
+                           (paper_weight, "paper, CIFAR-10 class 4", "--")):
     if value is not None:
-        axes[1].axhline(value, color="grey", linestyle=style, linewidth=1)
-        axes[1].text(axes[1].get_xlim()[0], value, f" {text} ({value:.3f})", fontsize=7, va="bottom")
-axes[1].axhline(1 / base.num_classes, color="black", linewidth=0.6)
+        axes[1].axhline(value, color="grey", linestyle=style, linewidth=1, label=f"{text} ({value:.4g})")
+axes[1].axhline(1 / base.num_classes, color="black", linewidth=0.6, label=f"uniform (1/{base.num_classes})")
+axes[1].xaxis.get_major_locator().set_params(integer=True)
 axes[1].set_xlabel("epoch")
 axes[1].set_ylabel(r"largest class weight $\max_c p_c$")
 axes[1].set_title("Class sampling weights")
@@ -160,9 +169,9 @@ fig.tight_layout()
 ferd.plots.save_figure(fig, "ch08_released", folder=FIG_DIR);
 
 # %%
-s = summary_a.set_index(["preset", "attack"])
-w_paper, w_rel = s.loc[("ferd", ROBUST), "worst"], s.loc[("ferd_released", ROBUST), "worst"]
-a_paper, a_rel = s.loc[("ferd", ROBUST), "avg"], s.loc[("ferd_released", ROBUST), "avg"]
+sa = summary_a.set_index(["preset", "attack"])
+w_paper, w_rel = sa.loc[("ferd", ROBUST), "worst"], sa.loc[("ferd_released", ROBUST), "worst"]
+a_paper, a_rel = sa.loc[("ferd", ROBUST), "avg"], sa.loc[("ferd_released", ROBUST), "avg"]
 worst_class = {p: robust_pc[preset_label(p)].idxmin() for p in ("ferd", "ferd_released")}
 diff = 100 * (w_paper - w_rel)
 if abs(diff) < 0.5:
@@ -179,18 +188,23 @@ maxp = {p: float(history[p]["max_p"].max()) for p in history}
 glue("ch08_released_verdict", verdict, display=False)
 glue("ch08_released_avg", f"{100 * a_paper:.2f}% (paper's reading) and {100 * a_rel:.2f}% (released code)",
      display=False)
-glue("ch08_worst_classes", f"{worst_class['ferd']} and {worst_class['ferd_released']}", display=False)
+glue("ch08_worst_classes", f"{worst_class['ferd']} for both" if worst_class["ferd"] == worst_class["ferd_released"]
+     else f"{worst_class['ferd']} (paper's reading) and {worst_class['ferd_released']} (released code)",
+     display=False)
 glue("ch08_maxp", f"{maxp['ferd']:.3f} under the softmax rule and {maxp['ferd_released']:.3f} under the min-max "
      "rule", display=False)
-glue("ch08_maxp_note",
-     "The softmax rule went past the min-max bound, as the paper's 0.314 also does"
-     if minmax_bound is not None and maxp["ferd"] > minmax_bound else
-     "Neither rule came near the min-max bound here, so the bound itself made no difference in this run",
-     display=False)
+bound = hi / (hi + (C - 1) * lo)
+if maxp["ferd"] > bound:
+    note = "The softmax rule went past the largest weight the min-max rule allows"
+    note += f", as the weight of {paper_weight:.3f} the paper reports for CIFAR-10 does" if paper_weight else ""
+else:
+    note = ("The softmax rule stayed below the largest weight the min-max rule allows, so that bound did not limit "
+            "the reweighting in this run")
+glue("ch08_maxp_note", note, display=False)
 
 # %% [markdown]
 # Under {glue:text}`ch08_robust`, {glue:text}`ch08_released_verdict`. Average robust accuracy is
-# {glue:text}`ch08_released_avg`, and the weakest classes are {glue:text}`ch08_worst_classes` respectively. The
+# {glue:text}`ch08_released_avg`, and the weakest class is {glue:text}`ch08_worst_classes`. The
 # largest sampling weight any class received during training was {glue:text}`ch08_maxp`.
 # {glue:text}`ch08_maxp_note`.
 #
@@ -275,7 +289,7 @@ glue("ch08_eps_gap", f"{100 * gap.iloc[0]:+.2f} points at eps = {gap.index[0]:g}
 # %%
 ATTACKS_C = [a for a in ("clean", "pgd", "cw") if a in base.attack.attacks]
 rows = []
-for (st, p, s_), scfg in seed_cfg.items():
+for scfg in seed_cfg.values():
     sm = experiments.summary(experiments.evaluate_student(scfg, progress=False), scfg)
     rows.append(sm[sm["attack"].isin(ATTACKS_C)])
 seed_runs = pd.concat(rows, ignore_index=True)

@@ -170,8 +170,8 @@ ferd.tables.save_results(config_table, "ch09_paper_config", profile)
 mismatches = [(r["field"], ds) for r in rows for ds in paper_cfgs if r[f"{ds}: match"] == "NO"]
 glue("ch09_n_fields", str(len(SPEC_5_10)), display=False)
 glue("ch09_config_verdict",
-     "Every one of them matches the specification." if not mismatches else
-     "These do not match the specification and need a look in `ferd.config`: "
+     "every one of them matches the specification." if not mismatches else
+     "these do not match the specification and need a look in `ferd.config`: "
      + ", ".join(f"{f} ({d})" for f, d in mismatches) + ".", display=False)
 config_table.set_index("field")
 

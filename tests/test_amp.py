@@ -2,12 +2,17 @@
 stay float32; the speed switches are validated and keep config keys stable.
 
 Tolerance. bf16 keeps 8 significant bits (relative rounding 2^-9 = 0.2% per operation); through a few conv
-layers the rounding of activations and weights accumulates to about 1% of a logit. The losses here average
-over the batch, which shrinks that error, so each bf16 loss must lie within 2% (relative) of its float32
-value, and the student's bf16 gradient must point the same way (cosine similarity > 0.98). These are CPU
-runs (CPU autocast supports bf16), on randomly initialised smoke-size models.
+layers the rounding of activations and weights accumulates to about 1% of a logit. Each bf16 loss must lie
+within 2% (relative) of its float32 value, and the student's bf16 gradient must point the same way (cosine
+similarity > 0.95). Measured on these models (torch 2.14 CPU): losses within 0.15%, cosine 0.986, so the
+bounds leave a margin of about 10x on the loss and catch a path that is not float32 where it must be (an
+attack or a loss in bf16 moves these numbers by far more). The models are smoke-size and randomly
+initialised, with the last layer scaled so that logits spread as a trained network's do. CPU autocast
+supports bf16, so this runs without a GPU; tests/test_cuda.py repeats the check on CUDA.
 """
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -26,13 +31,22 @@ from ferd.speed import Autocast, TwoViews
 from ferd.synthesis import ferd_round
 
 REL_TOL = 0.02  # see the module docstring
-COS_MIN = 0.98
+COS_MIN = 0.95
+
+
+def _sharpen(model: torch.nn.Module, scale: float = 10.0) -> torch.nn.Module:
+    """Scale the last linear layer so logits spread over several units, as a trained network's do (at random
+    init they are all near 0, where bf16 rounding of a logit is invisible and the test would prove nothing)."""
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.mul_(scale)
+    return model
 
 
 def _teacher(seed: int = 0) -> torch.nn.Module:
     """A random fmnist-cnn teacher with non-trivial BN running statistics (so L_bn is informative)."""
     torch.manual_seed(seed)
-    t = create_model("fmnist-cnn", num_classes=10)
+    t = _sharpen(create_model("fmnist-cnn", num_classes=10))
     with torch.no_grad():
         for m in t.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -60,7 +74,7 @@ def _round(teacher, student, G, amp: bool) -> dict[str, float]:
 def test_generator_losses_bf16_match_float32():
     teacher = _teacher()
     torch.manual_seed(2)
-    student = create_model("fmnist-resnet", num_classes=10)
+    student = _sharpen(create_model("fmnist-resnet", num_classes=10))
     G = Generator(nz=32, img_size=28, nc=1)
     fp32 = _round(teacher, student, G, amp=False)
     bf16 = _round(teacher, student, G, amp=True)
@@ -73,6 +87,7 @@ def test_generator_losses_bf16_match_float32():
 def _distiller(tmp_path, teacher, name: str, **overrides) -> Distiller:
     cfg = make_config("smoke", "ferd", overrides={"student": "fmnist-resnet", "batch_size": 16, **overrides})
     d = Distiller(cfg, teacher=teacher, store=ArtifactStore(tmp_path / name), progress=False)
+    _sharpen(d.student)
     g = torch.Generator().manual_seed(3)
     d.pool.append(torch.rand(32, 1, 28, 28, generator=g), torch.arange(32) % 10)
     return d
@@ -158,6 +173,8 @@ def test_speed_switches_in_profiles_and_keys():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("FERD_TEST_COMPILE"), reason="compiling takes minutes on 2 CPU cores; "
+                    "set FERD_TEST_COMPILE=1 (benchmarks/gpu_check.sh does on the GPU machine)")
 def test_compiled_student_matches_eager(tmp_path):
     """torch.compile of the student (opt-in, needs a C++ compiler on CPU) gives the eager losses."""
     teacher = _teacher()

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ferd import artifacts
 from ferd.baselines.base import Baseline, generation_round
+from ferd.config import Config
 from ferd.errors import ConfigError
 from ferd.generator import reinit_generator
 from ferd.losses import BNStatsLoss, kl_divergence
@@ -82,8 +83,10 @@ class DERD(Baseline):
 
     label = "DERD (approx.)"
 
-    def __init__(self, cfg: Any, teacher: nn.Module | None = None, store: artifacts.ArtifactStore | None = None,
+    def __init__(self, cfg: Config, teacher: nn.Module | None = None, store: artifacts.ArtifactStore | None = None,
                  natural_teacher: nn.Module | None = None, **kw: Any):
+        """As `Distiller`, plus the natural expert: passed in, or trained (or loaded) from `store` with the teacher
+        recipe and method "natural" (baselines.md 5, 8.4)."""
         if cfg.distill.derd_sga not in SGA_MODES:
             raise ConfigError("distill.derd_sga", cfg.distill.derd_sga, SGA_MODES)
         store = store or artifacts.ArtifactStore()

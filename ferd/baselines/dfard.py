@@ -68,6 +68,8 @@ class DFARD(Baseline):
         self.ita_direction = getattr(self.d, "dfard_ita_direction", "ascent")
 
     def synthesize(self, epoch: int) -> SynthesisResult:
+        """Reset G, uniform labels, N_G steps on the AGB-weighted terms; the kept batch is the step with the lowest
+        weighted total (the weights move a little between steps; the skeleton's rule is kept) [our reading]."""
         d = self.d
         reinit_generator(self.G)
         y = self.uniform_labels()

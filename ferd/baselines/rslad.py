@@ -8,7 +8,7 @@ term times w_y, with class weights from GAIRAT's kappa counts of the previous ep
 Schedule [decision]: the common schedule (`distill.epochs`, cosine lr, the common optimiser; Fair-RSLAD adds
 Nesterov momentum as its release) with no warm-up, since there is no generator to warm up. One epoch is one pass
 over a stratified subset of `real_train_size` images (0 = all), dropping the last partial batch.
-`real_epochs` is not used (see the report to the lead).
+`real_epochs` is not read: the common schedule sets the number of epochs.
 
     python -m ferd distill --profile cpu --preset rslad
 """
@@ -18,10 +18,11 @@ import dataclasses
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ferd.attacks import KLPGD, Attack
 from ferd.baselines.base import RSLAD_ADV, RSLAD_NAT, Baseline, kl_per_sample
+from ferd.config import Config
 from ferd.data import ImageSplit, load_split, stratified_subset
 from ferd.errors import ConfigError
 from ferd.runtime import make_generator
@@ -72,7 +73,7 @@ class RSLAD(Baseline):
     uses_generator = False
     kl_reduction = "elementwise_mean"  # the release's; "batchmean" is the switch of baselines.md 7.1
 
-    def __init__(self, cfg: Any, *args: Any, **kw: Any):
+    def __init__(self, cfg: Config, *args: Any, **kw: Any):
         super().__init__(cfg, *args, **kw)
         # no generator to warm up: the student trains from epoch 1. The run key stays that of `cfg`.
         self.cfg = dataclasses.replace(self.cfg, distill=dataclasses.replace(self.cfg.distill, warmup=0))
@@ -121,6 +122,7 @@ class RSLAD(Baseline):
         return KappaKLPGD(self.student, eps=a.eps, alpha=a.alpha, steps=d.utae_steps, seed=self._seed(epoch, step))
 
     def student_step(self, epoch: int, step: int) -> dict[str, Tensor]:
+        """Crop + flip, KL-PGD on the student, RSLAD's loss (Fair-RSLAD: weighted, kappa counted)."""
         if step == 0:
             self._start_epoch(epoch)
         x, y = self.augmented_batch()
