@@ -15,6 +15,11 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see ferd.r
 
 __version__ = "0.1.0"
 
+if _os.environ.get("FERD_THREADS"):  # the book runner gives each parallel chapter its share of the cores
+    import torch as _torch
+
+    _torch.set_num_threads(int(_os.environ["FERD_THREADS"]))
+
 from ferd.config import Config, make_config  # noqa: E402
 from ferd.data import load_split, stratified_subset  # noqa: E402
 from ferd.models import create_model, list_models  # noqa: E402

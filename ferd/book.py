@@ -136,6 +136,14 @@ def execute_chapter(source: Path, target: Path, profile: str, device: str, root:
     return time.perf_counter() - start
 
 
+def _execute_or_error(*args: object) -> float | str:
+    """`execute_chapter` for a worker process: the seconds, or the BookError's message."""
+    try:
+        return execute_chapter(*args)  # type: ignore[arg-type]
+    except BookError as err:
+        return str(err)
+
+
 # ------------------------------------------------------------------------------------------------
 # Appendix pages written from data (so the build needs no execution)
 # ------------------------------------------------------------------------------------------------
@@ -167,6 +175,16 @@ def update_status(path: Path, timings: dict[str, float], profile: str) -> list[d
         writer.writeheader()
         writer.writerows(ordered)
     return ordered
+
+
+def _last_seconds(path: Path, profile: str) -> dict[str, float]:
+    """Each chapter's last recorded execution time at `profile` (empty when there is no status file)."""
+    import csv
+
+    if not path.exists():
+        return {}
+    with path.open(newline="") as fh:
+        return {r["chapter"]: float(r["seconds"]) for r in csv.DictReader(fh) if r.get("profile") == profile}
 
 
 def status_markdown(rows: Sequence[dict[str, str]]) -> str:
@@ -310,7 +328,7 @@ def _say(line: str) -> None:
 
 def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None = None,
              out: str | Path | None = None, build: bool = True, timeout: float | None = None,
-             device: str | None = None, root: str | Path | None = None) -> Path:
+             device: str | None = None, root: str | Path | None = None, jobs: int = 1) -> Path:
     """Execute the chapters, write the appendix pages, build the book; return the HTML index path.
 
     Args:
@@ -324,6 +342,9 @@ def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None 
         timeout: seconds allowed per notebook cell (None: no limit).
         device: papermill parameter `device`; default "auto" for the paper profile, "cpu" otherwise.
         root: the repository holding `notebooks/` (tests point it at a miniature book).
+        jobs: chapters executed at once, each kernel with its share of the cores (`FERD_THREADS`). On a
+            2-core CPU two single-threaded chapters train small nets faster than one two-threaded chapter;
+            chapters that need the same run wait for it on the artifact store's lock and then reuse it.
     Returns:
         `<out>/_build/html/index.html` (or `<out>/book/executed` when `build` is False).
     """
@@ -342,16 +363,29 @@ def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None 
     timings: dict[str, float] = {}
     failures: list[str] = []
     scratch = str(out) if out != root and not os.environ.get("FERD_OUTPUT") else None
-    with _environ(FERD_OUTPUT=scratch, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE")):
+    threads = str(max(1, (os.cpu_count() or 1) // jobs)) if jobs > 1 else os.environ.get("FERD_THREADS")
+    with _environ(FERD_OUTPUT=scratch, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+                  FERD_THREADS=threads):
+        args = [(source, executed / f"{source.stem}.ipynb", profile, device, root, timeout) for source in sources]
+        if jobs > 1:  # longest chapter first (by the last recorded times), so no worker idles at the end
+            last = _last_seconds(out / "book" / "status.csv", profile)
+            args.sort(key=lambda a: -last.get(a[0].stem, float("inf")))
+            import concurrent.futures as cf
+            import multiprocessing as mp
+
+            with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(_execute_or_error, *a): a[0] for a in args}
+                results = {futures[f]: f.result() for f in cf.as_completed(futures)}
+        else:
+            results = {a[0]: _execute_or_error(*a) for a in args}
         for i, source in enumerate(sources, 1):
-            try:
-                seconds = execute_chapter(source, executed / f"{source.stem}.ipynb", profile, device, root, timeout)
-            except BookError as err:
-                failures.append(str(err))
+            value = results[source]
+            if isinstance(value, str):
+                failures.append(value)
                 _say(f"[{i}/{len(sources)}] {source.stem:<22} FAILED")
                 continue
-            timings[source.stem] = seconds
-            _say(f"[{i}/{len(sources)}] {source.stem:<22} {seconds:7.1f} s  ({profile})")
+            timings[source.stem] = value
+            _say(f"[{i}/{len(sources)}] {source.stem:<22} {value:7.1f} s  ({profile})")
     write_appendix(out, timings, profile)
     if failures:
         raise BookError(f"{len(failures)} of {len(sources)} chapters failed:\n" + "\n".join(failures))

@@ -429,7 +429,8 @@ def validate(cfg: Config) -> None:
     _check(d.warmup < d.epochs, "distill.warmup", d.warmup, f"fewer than distill.epochs={d.epochs}")
     _check(0 <= d.dfhl_label_smoothing < 1, "distill.dfhl_label_smoothing", d.dfhl_label_smoothing, "[0, 1)")
     lo_hi = d.class_weight_bounds
-    _check(len(lo_hi) == 2 and all(map(_is_num, lo_hi)) and 0 < lo_hi[0] < lo_hi[1], "distill.class_weight_bounds", lo_hi,
+    _check(len(lo_hi) == 2 and all(map(_is_num, lo_hi)) and 0 < lo_hi[0] < lo_hi[1],
+           "distill.class_weight_bounds", lo_hi,
            "(low, high) with 0 < low < high")
     _check(len(d.gen_loss_weights) == 4 and all(_is_num(w) and w >= 0 for w in d.gen_loss_weights),
            "distill.gen_loss_weights", d.gen_loss_weights, "four numbers >= 0 (bn, adv, oh, uni)")

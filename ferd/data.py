@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ferd.errors import ConfigError, DataError
 

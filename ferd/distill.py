@@ -24,7 +24,7 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ferd import artifacts, parallel
 from ferd.attacks import PGD, Attack, Clean
@@ -89,7 +89,8 @@ class Distiller:
         self.device = self.comm.device if self.comm else torch.device(resolve_device(cfg.device))
         self.progress = progress and self._is_main
         self.key = cfg.key("run") + ("" if class_weight_rule is None and student_attack is None else "-custom")
-        self.run_dir = self.store.dir("run", f"{cfg.preset}-{cfg.student}-{self.key}")
+        # keyed by what determines the run, not by the preset name: `ferd` with gamma=0 is `ferd_no_utae`
+        self.run_dir = self.store.dir("run", f"{cfg.student}-{self.key}")
         self.teacher = (teacher if teacher is not None else train_teacher(cfg, self.store, progress)[0])
         self.teacher.to(self.device).eval()
         self.C = cfg.num_classes
@@ -223,7 +224,8 @@ class Distiller:
                                                                    "key": self.key})
                 # final.pt last: it marks the run finished, so a kill before it leaves nothing half-done
                 artifacts.save_torch(final, {"student": self.student.state_dict(), "best_clean": self.best_state,
-                                             "history": self.rows, "provenance": artifacts.provenance(self.cfg.to_dict())})
+                                             "history": self.rows,
+                                             "provenance": artifacts.provenance(self.cfg.to_dict())})
         return DistillResult(self.cfg, self.student.eval(), history, self.run_dir, self.key, self.best_state)
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ferd import metrics
 from ferd.attacks import Attack, Clean, TargetedPGD

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ferd import artifacts
 from ferd.attacks import FGSM, KLPGD, PGD
@@ -177,6 +177,9 @@ def load_state_dict_checked(model: torch.nn.Module, state: dict[str, Any], sourc
         raise CheckpointError(f"{source} does not match {type(model).__name__}: missing keys {missing[:8]}"
                               f"{'...' if len(missing) > 8 else ''}; unexpected keys {unexpected[:8]}"
                               f"{'...' if len(unexpected) > 8 else ''}")
+    why = state_mismatch(model, state)  # shapes, in one line, before any weight is copied
+    if why:
+        raise CheckpointError(f"{source} does not match {type(model).__name__}: {why}")
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -190,7 +193,8 @@ def state_mismatch(model: torch.nn.Module, state: dict[str, Any]) -> str | None:
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in mine.items()
               if k in state and tuple(state[k].shape) != tuple(v.shape)]
     if missing or unexpected or shapes:
-        return f"missing keys {missing[:8]}; unexpected keys {unexpected[:8]}; shapes (checkpoint vs model) {shapes[:4]}"
+        return (f"missing keys {missing[:8]}; unexpected keys {unexpected[:8]}; "
+                f"shapes (checkpoint vs model) {shapes[:4]}")
     return None
 
 

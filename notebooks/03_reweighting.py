@@ -324,10 +324,10 @@ else:
     verdict = (f"Unlike in the paper, reweighting lowers the worst-class PGD accuracy, by {-gain_pgd:.2f} points; "
                f"the worst class improves under only {n_better} of {len(effect)} attacks.")
 glue("ch03_effect_verdict", verdict, display=False)
-glue("ch03_paper_aa_worst_on", ferd.tables.fmt_paper(ferd.tables.paper_value(f"abl.c10.rn18.ferd.aa.worst")),
+glue("ch03_paper_aa_worst_on", ferd.tables.fmt_paper(ferd.tables.paper_value("abl.c10.rn18.ferd.aa.worst")),
      display=False)
 glue("ch03_paper_aa_worst_off", ferd.tables.fmt_paper(
-    ferd.tables.paper_value(f"abl.c10.rn18.ferd_no_reweight.aa.worst")), display=False)
+    ferd.tables.paper_value("abl.c10.rn18.ferd_no_reweight.aa.worst")), display=False)
 print(verdict)
 effect
 

@@ -3,7 +3,7 @@
 The static checks read the jupytext sources only (fast) and catch what would otherwise fail late, in
 `jupyter-book build -W -n`: a glue key used twice in the book or never defined, an equation label used twice
 or referenced but missing, a parameters cell that is not the first code cell. The execution test runs one
-chapter at the `smoke` profile with papermill in a temporary artifact store (`-m slow`; the whole book is
+chapter at the `smoke` profile with papermill, all chapters sharing one temporary artifact store (`-m slow`; the whole book is
 built by tests/test_book.py).
 
     pytest tests/test_notebooks.py              # static checks
@@ -104,16 +104,22 @@ def test_equation_labels_are_unique_and_references_resolve():
     assert not problems, "\n".join(problems)
 
 
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    """One artifact store for all chapters, as in `ferd book`: later chapters reuse earlier runs."""
+    return tmp_path_factory.mktemp("artifacts")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
-def test_chapter_executes_at_smoke(source, tmp_path, monkeypatch):
+def test_chapter_executes_at_smoke(source, tmp_path, monkeypatch, shared_store):
     import jupytext
     import papermill
 
     from ferd.book import ensure_kernel
 
     ensure_kernel()
-    monkeypatch.setenv("FERD_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("FERD_ARTIFACTS", str(shared_store))
     monkeypatch.setenv("FERD_OUTPUT", str(tmp_path / "output"))
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     nb = jupytext.read(source)

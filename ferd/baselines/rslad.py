@@ -8,7 +8,7 @@ term times w_y, with class weights from GAIRAT's kappa counts of the previous ep
 Schedule [decision]: the common schedule (`distill.epochs`, cosine lr, the common optimiser; Fair-RSLAD adds
 Nesterov momentum as its release) with no warm-up, since there is no generator to warm up. One epoch is one pass
 over a stratified subset of `real_train_size` images (0 = all), dropping the last partial batch.
-`real_epochs` is not read: the common schedule sets the number of epochs.
+The common schedule (distill.epochs, cosine, warm-up 0) sets the number of epochs.
 
     python -m ferd distill --profile cpu --preset rslad
 """

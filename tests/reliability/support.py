@@ -29,7 +29,7 @@ def tiny_config(**overrides):
 def env(**extra: str) -> dict[str, str]:
     """The environment of a `ferd` subprocess: the repository on the path, 2 threads, no fault unless asked."""
     e = {k: v for k, v in os.environ.items() if k not in ("FERD_FAULT", "FERD_ARTIFACTS")}
-    e.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="2", PYTHONPATH=str(REPO), **extra)
+    e.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="2", FERD_THREADS="2", PYTHONPATH=str(REPO), **extra)
     return e
 
 
@@ -47,8 +47,8 @@ def run_cli(args: list[str], timeout: float = 240, **extra_env: str) -> subproce
 
 def spawn(args: list[str], log: Path, **extra_env: str) -> subprocess.Popen:
     """Start a subprocess whose stdout and stderr go to `log` (readable while it runs)."""
-    fh = open(log, "w")
-    return subprocess.Popen(args, cwd=REPO, env=env(**extra_env), stdout=fh, stderr=subprocess.STDOUT)
+    with open(log, "w") as fh:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(args, cwd=REPO, env=env(**extra_env), stdout=fh, stderr=subprocess.STDOUT)
 
 
 def wait_for(cond, timeout: float = 180, what: str = "condition") -> None:

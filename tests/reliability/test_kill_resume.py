@@ -50,10 +50,12 @@ def test_sigkill_at_four_points_then_resume_equals_uninterrupted(tmp_path, teach
     log = tmp_path / "run3.log"
     proc = spawn(args, log)
     try:
-        wait_for(lambda: (rd / "checkpoint.pt.sha256").read_text() != old_sum, what="a new checkpoint")
+        wait_for(lambda: (rd / "checkpoint.pt.sha256").read_text() != old_sum or proc.poll() is not None,
+                 what="a new checkpoint")
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL, log.read_text()  # killed by us, not ended by itself
     text = log.read_text()
     assert "starting over" in text and str(ckpt) in text and "checksum mismatch" in text, text
 

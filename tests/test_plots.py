@@ -1,0 +1,47 @@
+"""The shared plotting helpers of the results chapters (ferd.plots): they draw what they are given and save it."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ferd import plots
+
+
+def test_preset_label_names_approximations_and_falls_back():
+    assert plots.preset_label("dfard") == "DFARD (approx.)"
+    assert plots.preset_label("derd") == "DERD (approx.)"
+    assert plots.preset_label("ferd") == "FERD"
+    assert plots.preset_label("my_preset") == "my_preset"
+
+
+def test_grouped_bars_one_bar_per_cell_in_percent(tmp_path):
+    data = pd.DataFrame({"PGD": [0.1, 0.2, np.nan], "AA": [0.05, 0.15, 0.25]}, index=["a", "b", "c"])
+    fig, ax = plots.plt.subplots()
+    plots.grouped_bars(ax, data, "acc (%)", annotate=True)
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches if not np.isnan(p.get_height()))
+    assert heights == [5.0, 10.0, 15.0, 20.0, 25.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    paths = plots.save_figure(fig, "bars", folder=tmp_path)
+    assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+    plots.plt.close(fig)
+
+
+def test_grouped_bars_raw_values_and_negative_deltas():
+    data = pd.DataFrame({"Worst": [-3.6, 1.0]}, index=["w/o reweighting", "w/o FAEs"])
+    fig, ax = plots.plt.subplots()
+    plots.grouped_bars(ax, data, percent=False)
+    assert sorted(round(p.get_height(), 6) for p in ax.patches) == [-3.6, 1.0]
+    plots.plt.close(fig)
+
+
+def test_seed_strip_draws_every_seed_and_a_mean_per_cell():
+    rows = [{"label": lab, "method": m, "seed": s, "value": v}
+            for lab in ("PGD Worst", "CW Worst") for m in ("FERD", "plain DFRD") for s, v in enumerate((0.1, 0.2, 0.3))]
+    fig, ax = plots.plt.subplots()
+    plots.seed_strip(ax, pd.DataFrame(rows), "label", "value", "method", order=["PGD Worst", "CW Worst"],
+                     hue_order=["plain DFRD", "FERD"])
+    dots = sum(len(c.get_offsets()) for c in ax.collections)
+    assert dots >= 12  # 2 labels x 2 methods x 3 seeds (plus the mean markers)
+    means = [line for line in ax.lines if len(line.get_ydata()) and np.isclose(np.nanmean(line.get_ydata()), 20.0)]
+    assert means, "the mean (20 %) of the three seeds is drawn"
+    plots.plt.close(fig)
