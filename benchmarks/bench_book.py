@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.build:
         t0 = time.perf_counter()
         try:
+            if out != book.ROOT and hasattr(book, "_prune_toc"):  # as run_book does: chapters never run here
+                book._prune_toc(out)
             book.build_book(out)
         except book.BookError as err:
             build_error = str(err)

@@ -59,6 +59,7 @@ from ferd.config import KEYED_WHEN_ON, SPEED_ONLY, config_from_dict, make_config
 from ferd.data import DATASETS, load_split
 from ferd.errors import DataError, FerdError
 from ferd.evaluate import format_table, summarize
+from ferd.tables import DATASET_LABELS
 
 ferd.plots.set_style()
 FIG_DIR = ferd.book.output_dir("figures", profile)
@@ -307,18 +308,23 @@ for ds, c in paper_cfgs.items():
     cost_rows.append({
         "dataset": ds, "teacher": c.teacher.arch, "student": c.student, "B": d.batch_size, "E": d.epochs,
         "generator steps": gen_steps, "student steps": student_steps,
-        "teacher head passes (IB fit), M": gen_steps * d.ib_steps / 1e6,
-        "student fwd+bwd passes (attack), M": student_steps * d.utae_steps / 1e6,
-        "probe attack steps": d.epochs * d.probe_steps,
-        "images through the student, M": student_steps * d.batch_size * (d.utae_steps + 2) / 1e6,
+        "teacher head, IB fit (M images)": gen_steps * d.batch_size * d.ib_steps / 1e6,
+        "teacher + student, generator step (M images)": gen_steps * d.batch_size * 2 / 1e6,
+        "student fwd+bwd, attack (M images)": student_steps * d.batch_size * d.utae_steps / 1e6,
+        "student, loss (M images)": student_steps * d.batch_size * 2 / 1e6,
+        "teacher, probe attack (M images)": d.epochs * d.batch_size * d.probe_steps / 1e6,
         "pool float32 (GB)": pool_gb, "pool uint8 (GB)": pool_gb / 4,
     })
 cost = pd.DataFrame(cost_rows).set_index("dataset")
-ferd.tables.save_results(cost.reset_index(), "ch09_paper_cost", profile)
-for ds in cost.index:
-    glue(f"ch09_pool_{ds}", f"{cost.loc[ds, 'pool float32 (GB)']:.2f} GB", display=False)
-    glue(f"ch09_student_steps_{ds}", f"{int(cost.loc[ds, 'student steps']):,}", display=False)
-cost.style.format(precision=2, thousands=",")
+cost.index = [DATASET_LABELS[ds] for ds in cost.index]
+ferd.tables.save_results(cost.rename_axis("dataset").reset_index(), "ch09_paper_cost", profile)
+for ds in ("cifar10", "cifar100", "tiny_imagenet"):  # the prose names these; "n/a" if left out of `datasets`
+    name = DATASET_LABELS[ds]
+    glue(f"ch09_pool_{ds}", f"{cost.loc[name, 'pool float32 (GB)']:.2f} GB" if name in cost.index else "n/a",
+         display=False)
+    glue(f"ch09_student_steps_{ds}", f"{int(cost.loc[name, 'student steps']):,}" if name in cost.index else "n/a",
+         display=False)
+cost.T.style.format(precision=2, thousands=",")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -326,9 +332,9 @@ ferd.plots.grouped_bars(axes[0], cost[["pool float32 (GB)", "pool uint8 (GB)"]],
                         percent=False, annotate=True)
 axes[0].set_title("Synthetic pool")
 axes[0].legend(fontsize=8)
-ferd.plots.grouped_bars(axes[1], cost[["teacher head passes (IB fit), M", "student fwd+bwd passes (attack), M",
-                                       "images through the student, M"]] / 1.0, "millions", percent=False,
-                        annotate=True)
+work = [c for c in cost.columns if c.endswith("(M images)")]
+ferd.plots.grouped_bars(axes[1], cost[work].rename(columns=lambda c: c.removesuffix(" (M images)")),
+                        "millions of image passes", percent=False, annotate=True)
 axes[1].set_title("Work per run")
 axes[1].legend(fontsize=8)
 fig.tight_layout()

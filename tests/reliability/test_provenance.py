@@ -13,6 +13,10 @@ from .support import REPO, tiny_config
 FIELDS = {"config", "seed", "ferd_version", "git_commit", "torch_version", "created"}
 
 
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+
+
 def _plain(d: dict) -> dict:
     return json.loads(json.dumps(d))
 
@@ -24,9 +28,11 @@ def _check(prov: dict, cfg) -> None:
     assert _plain(prov["config"]) == _plain(cfg.to_dict())  # config.json holds lists where final.pt has tuples
     assert prov["seed"] == cfg.seed
     assert prov["ferd_version"] == ferd.__version__ and prov["torch_version"] == torch.__version__
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                          text=True).stdout.strip()
-    assert head and prov["git_commit"].split("+")[0] == head and prov["git_commit"] in (head, head + "+dirty")
+    sha, _, dirty = prov["git_commit"].partition("+")
+    assert sha != "unknown" and dirty in ("", "dirty"), prov["git_commit"]
+    # a commit of this repository at or before HEAD (HEAD may move while the suite runs)
+    assert _git("merge-base", "--is-ancestor", sha, "HEAD").returncode == 0, prov["git_commit"]
+    assert len(_git("rev-parse", "--verify", f"{sha}^{{commit}}").stdout.strip()) == 40
 
 
 def test_run_artifacts_record_their_provenance(reference):
