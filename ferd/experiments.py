@@ -43,7 +43,7 @@ def eval_split(cfg: Config, attack: str = "pgd") -> Any:
 
     The paper profile attacks the whole test set (spec 2.3). The `cpu` profile uses the fixed stratified
     subset of spec 8 (first 100 per class) for Clean/FGSM/PGD/CW and, because reference AutoAttack costs
-    seconds per robust image on a CPU, the first `aa_per_class` (20) per class for AA.
+    seconds per robust image on a CPU, the first `aa_per_class` (10) per class for AA.
     """
     test = load_split(cfg.dataset, "test")
     n = cfg.attack.aa_per_class if attack == "aa" else cfg.attack.eval_per_class

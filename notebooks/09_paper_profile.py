@@ -334,9 +334,10 @@ axes[0].set_title("Synthetic pool")
 axes[0].legend(fontsize=8)
 work = [c for c in cost.columns if c.endswith("(M images)")]
 ferd.plots.grouped_bars(axes[1], cost[work].rename(columns=lambda c: c.removesuffix(" (M images)")),
-                        "millions of image passes", percent=False, annotate=True)
+                        "millions of image passes (log scale)", percent=False)
+axes[1].set_yscale("log")
 axes[1].set_title("Work per run")
-axes[1].legend(fontsize=8)
+axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
 fig.tight_layout()
 ferd.plots.save_figure(fig, "ch09_paper_cost", folder=FIG_DIR);
 
