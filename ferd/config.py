@@ -160,7 +160,8 @@ class Config:
         """Short stable hash of the named parts of the config ('teacher', 'run', 'eval').
 
         `teacher`: what determines the teacher weights. `run`: what determines a distilled student
-        (teacher included). `eval`: the run plus the attack protocol. The device is left out on purpose,
+        (teacher included). `eval`: the run plus the attack protocol; `attack` adds the protocol to the
+        other parts named (a teacher's evaluation is `key('teacher', 'attack')`). The device is left out on purpose,
         so artifacts made on a GPU are reused on a CPU.
         """
         d = self.to_dict()
@@ -168,7 +169,7 @@ class Config:
                                 "alpha": d["attack"]["alpha"]}
         if "run" in parts or "eval" in parts:
             pick.update(student=d["student"], seed=d["seed"], distill=_keyed_distill(d["distill"]))
-        if "eval" in parts:
+        if "eval" in parts or "attack" in parts:
             pick["attack"] = d["attack"]
         blob = json.dumps(pick, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

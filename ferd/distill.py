@@ -68,6 +68,12 @@ class DistillResult:
     key: str
     best_clean_state: dict[str, torch.Tensor] | None = None
 
+    def pool(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The run's synthetic pool (x in [0, 1], sampled labels), read from its last checkpoint."""
+        pool = SyntheticPool(self.cfg.num_classes, dtype=self.cfg.distill.pool_dtype)
+        pool.load_state_dict(artifacts.load_torch(self.run_dir / "checkpoint.pt")["pool"])
+        return pool.tensors()
+
     def best_clean_student(self) -> nn.Module:
         """The checkpoint with the best clean tracking accuracy (spec 2.4; reported beside the final one)."""
         model = create_model(self.cfg.student, num_classes=self.cfg.num_classes)
@@ -88,7 +94,7 @@ class Distiller:
         self.comm = parallel.from_config(cfg)  # None unless distill.distributed under torchrun
         self.device = self.comm.device if self.comm else torch.device(resolve_device(cfg.device))
         self.progress = progress and self._is_main
-        self.key = cfg.key("run") + ("" if class_weight_rule is None and student_attack is None else "-custom")
+        self.key = cfg.key("run") + _custom_suffix(class_weight_rule, student_attack)
         # keyed by what determines the run, not by the preset name: `ferd` with gamma=0 is `ferd_no_utae`
         self.run_dir = self.store.dir("run", f"{cfg.student}-{self.key}")
         self.teacher = (teacher if teacher is not None else train_teacher(cfg, self.store, progress)[0])
@@ -353,6 +359,22 @@ class Distiller:
         self.student.load_state_dict(s["student"])
         return DistillResult(self.cfg, self.student.eval(), pd.DataFrame(s["history"]), self.run_dir, self.key,
                              s["best_clean"])
+
+
+def _custom_suffix(*pieces: Callable | None) -> str:
+    """Key suffix for notebook-supplied callables: a hash of their source, so an edited rule is a new run."""
+    import hashlib
+    import inspect
+
+    parts = []
+    for piece in pieces:
+        if piece is None:
+            continue
+        try:
+            parts.append(inspect.getsource(piece))
+        except (OSError, TypeError):  # defined interactively without source: fall back to its name
+            parts.append(getattr(piece, "__qualname__", repr(piece)))
+    return "-custom-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:8] if parts else ""
 
 
 def distiller_class(cfg: Config) -> type[Distiller]:

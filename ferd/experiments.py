@@ -70,7 +70,8 @@ def evaluate_model(cfg: Config, model: nn.Module, kind: str, key: str,
     attack_key = dataclasses.replace(cfg.attack, attacks=())
     for name in cfg.attack.attacks:
         sub = dataclasses.replace(cfg, attack=dataclasses.replace(attack_key, attacks=(name,)))
-        path = store.path("eval", f"{kind}-{key}-{sub.key('eval')}", f"{name}.csv")
+        scope = ("teacher", "attack") if kind == "teacher" else ("eval",)  # a teacher's table ignores distillation
+        path = store.path("eval", f"{kind}-{key}-{sub.key(*scope)}", f"{name}.csv")
 
         def compute(name: str = name) -> pd.DataFrame:
             return evaluate(model, eval_split(cfg, name), build_attacks(cfg, model, (name,)), batch_size=cfg.attack.eval_batch_size,

@@ -135,7 +135,9 @@ ax2.step(history["epoch"], history["lr"], where="post", color="grey", ls="--", l
 ax2.set_ylabel("learning rate")
 ax2.grid(False)
 ax.set_title(f"Teacher training ({cfg.teacher.method}, eps = {cfg.attack.eps:g})")
-fig.legend(loc="upper right", bbox_to_anchor=(0.88, 0.88), fontsize="small")
+h1, l1 = ax.get_legend_handles_labels()
+h2, l2 = ax2.get_legend_handles_labels()
+ax.legend(h1 + h2, l1 + l2, fontsize="small", loc="upper right")
 ferd.plots.save_figure(fig, "ch01_training_curve", folder=FIG_DIR)
 ferd.plots.show(fig)
 

@@ -43,8 +43,6 @@ max_p_alert = 0.6  # spec 8 watch-out: report when the largest class weight stay
 # The next cell imports the library and builds the two configurations; a bad parameter fails here.
 
 # %%
-import hashlib
-import inspect
 import math
 
 import matplotlib.pyplot as plt
@@ -56,7 +54,7 @@ from myst_nb import glue
 import ferd.book
 import ferd.plots
 import ferd.tables
-from ferd import artifacts, experiments
+from ferd import experiments
 from ferd.attacks import PGD
 from ferd.config import make_config
 from ferd.distill import Distiller
@@ -355,10 +353,9 @@ def sqrt_rule(D: torch.Tensor) -> torch.Tensor:
     return w / w.sum()
 
 
-rule_id = hashlib.sha256(inspect.getsource(sqrt_rule).encode()).hexdigest()[:10]
-custom_store = artifacts.ArtifactStore(artifacts.default_root() / "custom_rules" / rule_id)
-custom = Distiller(cfg, teacher=teacher, store=custom_store, class_weight_rule=sqrt_rule, progress=False).run()
-custom_pc = experiments.evaluate_model(cfg, custom.student, "student-final", custom.key, store=custom_store,
+custom = Distiller(cfg, teacher=teacher, class_weight_rule=sqrt_rule, progress=False).run()
+rule_id = custom.key
+custom_pc = experiments.evaluate_model(cfg, custom.student, "student-final", custom.key,
                                        progress=False)
 custom_pc.insert(0, "preset", "ferd + sqrt_rule")
 print(f"sqrt_rule run {rule_id}: largest weight per epoch", custom.history["max_p"].round(3).tolist())

@@ -52,7 +52,7 @@ from sklearn.metrics import silhouette_score
 import ferd.book
 import ferd.plots
 import ferd.tables
-from ferd import artifacts, experiments
+from ferd import experiments
 from ferd.augment import augment
 from ferd.config import make_config
 from ferd.data import DATASETS
@@ -60,7 +60,6 @@ from ferd.fae import ib_fit, robust_mask, spatial_variance, uniformity_loss
 from ferd.generator import Generator, reinit_generator
 from ferd.losses import BNStatsLoss, ikl, teacher_prior
 from ferd.models import create_model
-from ferd.pool import SyntheticPool
 from ferd.runtime import make_generator, seed_everything
 from ferd.synthesis import frozen, sample_labels
 
@@ -282,12 +281,8 @@ pd.DataFrame({"step": range(len(curve_with)), "L_uni with": np.round(curve_with,
 
 # %%
 def run_pool(c) -> tuple[torch.Tensor, torch.Tensor]:
-    """The synthetic pool (images, sampled labels) of a finished run, read from its last checkpoint."""
-    res = experiments.distill(c, progress=False)
-    state = artifacts.load_torch(res.run_dir / "checkpoint.pt")["pool"]
-    pool = SyntheticPool(C, dtype=c.distill.pool_dtype)
-    pool.load_state_dict(state)
-    return pool.tensors()
+    """The synthetic pool (images, sampled labels) of a finished run."""
+    return experiments.distill(c, progress=False).pool()
 
 
 pools = {preset: run_pool(cfg), compare_preset: run_pool(cfg_cmp)}

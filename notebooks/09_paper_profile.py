@@ -49,6 +49,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's noteb
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import display
 from myst_nb import glue
 
 import ferd.book

@@ -174,7 +174,7 @@ def test_speed_switches_in_profiles_and_keys():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("FERD_TEST_COMPILE"), reason="compiling takes minutes on 2 CPU cores; "
-                    "set FERD_TEST_COMPILE=1 (benchmarks/gpu_check.sh does on the GPU machine)")
+                    "set FERD_TEST_COMPILE=1 to run it (gpu_check.sh times --compile on CUDA instead)")
 def test_compiled_student_matches_eager(tmp_path):
     """torch.compile of the student (opt-in, needs a C++ compiler on CPU) gives the eager losses."""
     teacher = _teacher()
