@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ferd import artifacts
-from ferd.attacks import FGSM, KLPGD, PGD
+from ferd.attacks import KLPGD, PGD
 from ferd.config import Config, resolve_device
 from ferd.data import ImageSplit, load_split, stratified_subset
 from ferd.errors import CheckpointError, TrainingError
@@ -140,7 +140,7 @@ def _train(cfg: Config, store: artifacts.ArtifactStore, key: str, device: torch.
         for group in opt.param_groups:
             group["lr"] = lr
         model.train()
-        total, correct, loss_sum = 0, 0, 0.0
+        total, loss_sum = 0, 0.0
         order = torch.randperm(len(train), generator=shuffle)
         batches = range(0, len(train), t.batch_size)
         bar = tqdm(batches, desc=f"teacher {t.method} epoch {epoch}/{t.epochs}", disable=not progress, leave=False)
