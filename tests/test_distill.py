@@ -93,3 +93,17 @@ def test_released_probe_leaks_into_teacher_bn(smoke_store, smoke_teacher):
     t2 = copy.deepcopy(smoke_teacher)
     Distiller(_cfg("ferd", epochs=2, seed=5), teacher=t2, store=smoke_store, progress=False).run()
     assert all(torch.equal(a, b) for a, b in zip(before, [b for n, b in t2.named_buffers() if "running_mean" in n]))
+
+
+def test_custom_pieces_are_keyed_by_their_source(smoke_store, smoke_teacher):
+    """An edited class-weight rule is a new run, not the old cached one (the key hashes the rule's source)."""
+    def rule_a(D):
+        return torch.softmax(D, 0)
+
+    def rule_b(D):
+        return torch.softmax(D / 2, 0)
+
+    cfg = _cfg(epochs=2)
+    dirs = {Distiller(cfg, teacher=smoke_teacher, store=smoke_store, class_weight_rule=r, progress=False).run_dir
+            for r in (rule_a, rule_b, None)}
+    assert len(dirs) == 3

@@ -49,9 +49,9 @@ def test_nan_student_loss_names_epoch_step_term_and_keeps_last_checkpoint(tmp_pa
     assert ck["epoch"] == 2 and len(ck["rows"]) == 2
     assert torch.isfinite(weights(ck["student"])).all()
     assert not (d.run_dir / "final.pt").exists()
-    # the same run with a finite attack (same "-custom" run directory) resumes from epoch 2 and finishes
-    fixed = Distiller(tiny_config(), teacher=smoke_teacher, store=store,
-                      student_attack=lambda net, *a: _identity, progress=False)
+    # the same run with the fault removed (same callable, so the same run directory) resumes from epoch 2
+    attack.bad_seed = None
+    fixed = Distiller(tiny_config(), teacher=smoke_teacher, store=store, student_attack=attack, progress=False)
     assert fixed.run_dir == d.run_dir
     res = fixed.run()
     assert list(res.history["epoch"]) == [1, 2, 3, 4]
