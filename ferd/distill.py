@@ -109,7 +109,7 @@ class Distiller:
                                    **student_optimizer_kwargs(self.d.fused_optim, self.device))
         shape = DATASETS[cfg.dataset].shape
         self.nc, self.img_size = shape[0], shape[1]
-        self.G = Generator(nz=self.d.nz, img_size=self.img_size, nc=self.nc).to(self.device)
+        self.G = Generator(nz=self.d.nz, img_size=self.img_size, nc=self.nc, ngf=self.d.ngf).to(self.device)
         self.bn = BNStatsLoss(self.teacher)
         self.fast = FastPaths(self.d, self.teacher, self.student, self.G, self.device, self.comm)  # ferd.speed
         self.pool = SyntheticPool(self.C, dtype=self.d.pool_dtype,

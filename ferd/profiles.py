@@ -26,7 +26,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "teacher.weight_decay": 2e-4, "teacher.train_size": 0, "teacher.attack_steps": 10,
         "attack.eps": 8 / 255, "attack.alpha": 2 / 255, "attack.aa_per_class": 0, "attack.eval_per_class": 0,
         "distill.batch_size": 256, "distill.epochs": 220, "distill.warmup": 20, "distill.n_g": 200,
-        "distill.n_s": 400, "distill.ib_steps": 50, "distill.aug_padding": 4, "distill.eval_every": 10,
+        "distill.n_s": 400, "distill.ib_steps": 50, "distill.ngf": 64, "distill.aug_padding": 4, "distill.eval_every": 10,
         "distill.snapshot_every": 10, "distill.real_train_size": 0,
         "distill.amp": "bf16", "distill.channels_last": True, "distill.fused_optim": True,
         "distill.pool_on_device": True,

@@ -107,7 +107,7 @@ print(f"IB fit: {d.ib_steps} Adam steps, lr {d.ib_lr}, beta {d.ib_beta}, noise {
 # %%
 seed_everything(seed)
 teacher = experiments.teacher(cfg, progress=False)
-G = Generator(nz=d.nz, img_size=info.shape[1], nc=info.shape[0])
+G = Generator(nz=d.nz, img_size=info.shape[1], nc=info.shape[0], ngf=d.ngf)
 reinit_generator(G, generator=make_generator(seed))
 y = sample_labels(torch.full((C,), 1.0 / C), d.batch_size)
 z0 = torch.randn(d.batch_size, d.nz, generator=make_generator(seed + 1))

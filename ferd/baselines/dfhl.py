@@ -125,7 +125,7 @@ class DFHL(Baseline):
         super().__init__(*args, **kw)
         # persistent generator with DFHL's latent size; created once, never re-initialised (PyTorch's default
         # init, as the release). Distiller checkpoints self.G, so resume continues this generator.
-        self.G = Generator(nz=self.d.dfhl_nz, img_size=self.img_size, nc=self.nc).to(self.device)
+        self.G = Generator(nz=self.d.dfhl_nz, img_size=self.img_size, nc=self.nc, ngf=self.d.ngf).to(self.device)
 
     def synthesize(self, epoch: int) -> SynthesisResult:
         """Fresh z and uniform labels; dfhl_n_g steps on the student-only loss; teacher top-1 labels the batch."""
