@@ -7,7 +7,8 @@ term times w_y, with class weights from GAIRAT's kappa counts of the previous ep
 
 Schedule [decision]: the common schedule (`distill.epochs`, cosine lr, the common optimiser; Fair-RSLAD adds
 Nesterov momentum as its release) with no warm-up, since there is no generator to warm up. One epoch is one pass
-over a stratified subset of `real_train_size` images (0 = all), dropping the last partial batch.
+over a stratified subset of `real_train_size` images (0 = all): N_S batches per epoch, like every other
+method (at most one pass), from a fresh seeded permutation each epoch.
 The common schedule (distill.epochs, cosine, warm-up 0) sets the number of epochs.
 
     python -m ferd distill --profile cpu --preset rslad
@@ -89,7 +90,8 @@ class RSLAD(Baseline):
         self._order = torch.empty(0, dtype=torch.int64)
 
     def steps_per_epoch(self) -> int:
-        return len(self.train_split) // self.d.batch_size
+        """N_S steps, as every method (baselines.md 1, comparability rule), at most one pass over the subset."""
+        return min(len(self.train_split) // self.d.batch_size, self.d.n_s)
 
     def next_batch(self) -> tuple[Tensor, Tensor]:
         idx, self._order = self._order[: self.d.batch_size], self._order[self.d.batch_size:]
