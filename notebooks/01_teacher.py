@@ -42,7 +42,7 @@ expected_worst = "Shirt"  # the class the method specification (section 8) expec
 # The next cell imports the library and builds the configuration; a bad parameter fails here with a
 # `ConfigError` that names it.
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue

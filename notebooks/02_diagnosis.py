@@ -42,7 +42,7 @@ expected_worst = "Shirt"  # the class the method specification (section 8) expec
 # %% [markdown]
 # The next cell imports the library and builds one configuration per student; a bad parameter fails here.
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -42,7 +42,7 @@ max_p_alert = 0.6  # spec 8 watch-out: report when the largest class weight stay
 # %% [markdown]
 # The next cell imports the library and builds the two configurations; a bad parameter fails here.
 
-# %%
+# %% tags=["hide-input"]
 import math
 
 import matplotlib.pyplot as plt

@@ -40,7 +40,7 @@ tsne_points = 600  # most recent pool samples embedded per run (t-SNE cost grows
 # %% [markdown]
 # The next cell imports the library and builds the two configurations; a bad parameter fails here.
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -41,7 +41,7 @@ sweep_attacks = ["clean", "pgd", "cw"]  # attacks of the sweep's evaluation (Aut
 # The next cell imports the library and builds one configuration per $\gamma$ of the sweep; a bad value fails
 # here.
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -47,7 +47,7 @@ aa_methods = ["dfrd_plain", "ferd"]  # methods also attacked by AutoAttack (minu
 # The next cell builds one validated configuration per student and method and looks up the training loop of
 # each method; an unknown student or method, or a baseline the library does not provide, fails here.
 
-# %%
+# %% tags=["hide-input"]
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bars are not used here

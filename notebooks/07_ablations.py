@@ -40,7 +40,7 @@ extra_presets = ["dfrd_plain"]  # rows that are not in the paper's ablation (all
 # %% [markdown]
 # The next cell builds one validated configuration per preset; an unknown preset or student fails here.
 
-# %%
+# %% tags=["hide-input"]
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bars are not used here

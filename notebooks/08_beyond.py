@@ -41,7 +41,7 @@ seed_students = ["fmnist-resnet"]  # students of part (c); add "fmnist-mobilenet
 # The next cell builds and validates every configuration the chapter uses with `make_config`: a bad value of any
 # parameter above fails here, before anything is trained.
 
-# %%
+# %% tags=["hide-input"]
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bars are not used here

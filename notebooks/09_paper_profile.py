@@ -39,7 +39,7 @@ preset = "ferd"  # preset of the commands and of the configuration table
 # The next cell imports the library and resolves one paper-profile configuration per dataset with
 # `make_config`; an unknown dataset, preset or device fails here.
 
-# %%
+# %% tags=["hide-input"]
 import json
 import warnings
 
