@@ -50,9 +50,9 @@ def output_dir(kind: str, profile: str) -> Path:
         root = Path(tempfile.gettempdir()) / "ferd-smoke"
     else:
         root = ROOT
-    out = root / kind / "paper" if profile == "paper" else root / kind
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    # not created here: writers create it (atomically) when they first save, so a chapter whose parameters
+    # fail validation leaves nothing on disk
+    return root / kind / "paper" if profile == "paper" else root / kind
 
 
 # ------------------------------------------------------------------------------------------------
