@@ -8,6 +8,9 @@ The public API, grouped as the method is (spec sections in brackets):
 - FERD's parts: `Generator`, `BNStatsLoss`, `ikl`, `fae_term`, `class_weights`, `probe_vulnerability`, `UTAE`,
   `SyntheticPool` [5.2-5.8]
 - the loop and teachers: `Distiller` (and `ferd.distill.run`), `train_teacher` [5.9, baselines 8]
+- around them: `ferd.baselines` (DFHL, DFARD/DERD approximations, RSLAD, Fair-RSLAD), `ferd.experiments` (cached
+  steps for the CLI and the book), `ferd.speed` (bf16, channels_last, compile), `ferd.parallel` (torchrun/DDP),
+  `ferd.artifacts` (atomic, checksummed, locked store), `ferd.book` (the book runner), `ferd.cli`
 """
 import os as _os
 
