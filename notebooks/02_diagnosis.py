@@ -34,7 +34,7 @@
 profile = "cpu"  # "smoke" (tiny, numbers meaningless), "cpu" (the book) or "paper" (GPU, CIFAR)
 seed = 0  # seed of distillation and of the attacks
 device = "cpu"  # "cpu", "cuda" or "auto"
-preset = "dfrd_plain"  # plain data-free robustness distillation (no reweighting, no FAE, gamma = 0)
+preset = "dfrd_plain"  # plain data-free robustness distillation (no reweighting, no FAE, gamma 0)
 students = ["fmnist-resnet"]  # student architectures; the first is discussed in the text
 targeted_per_class = 20  # images per class for the targeted-attack matrix (0 skips it; cost ~ C x images)
 expected_worst = "Shirt"  # the class the method specification (section 8) expects to be the weakest

@@ -33,7 +33,7 @@ device = "cpu"  # "cpu", "cuda" or "auto"
 student = "fmnist-resnet"  # student architecture
 preset = "ferd"  # with FAE
 compare_preset = "ferd_no_fae"  # the same without the uniformity term
-demo_steps = 0  # generator steps in the demonstration, with and without L_uni; 0 = one round (the profile's N_G)
+demo_steps = 0  # generator steps in the demonstration, with and without L_uni; 0 means one round (N_G)
 grid_per_class = 8  # synthetic images shown per class in the sample grids
 tsne_points = 600  # most recent pool samples embedded per run (t-SNE cost grows with it)
 

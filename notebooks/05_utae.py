@@ -32,7 +32,7 @@ seed = 0  # seed of distillation and of the attacks
 device = "cpu"  # "cpu", "cuda" or "auto"
 student = "fmnist-resnet"  # student architecture
 preset = "ferd"  # the method whose gamma is swept
-demo_gammas = [0.0, 0.3, 0.9]  # gammas compared on one batch (0 = plain KL-PGD)
+demo_gammas = [0.0, 0.3, 0.9]  # gammas compared on one batch (0 is plain KL-PGD)
 demo_per_class = 30  # test images per class in the one-batch comparison
 gamma_grid = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9]  # one FERD run per value
 sweep_attacks = ["clean", "pgd", "cw"]  # attacks of the sweep's evaluation (AutoAttack is too slow for 6 runs)
