@@ -277,6 +277,8 @@ def _prepare_out(root: Path, out: Path) -> None:
     (out / "book" / "executed").mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, out / name)
+    if (root / "_static").is_dir():  # the book's CSS
+        shutil.copytree(root / "_static", out / "_static", dirs_exist_ok=True)
     for page in list((root / "book").glob("*.md")) + list((root / "book").glob("status.csv")):
         shutil.copy2(page, out / "book" / page.name)
     for nb in (root / "book" / "executed").glob("*.ipynb"):
