@@ -8,9 +8,12 @@ Profiles (`smoke`, `cpu`, `paper`) and presets (`ferd`, `ferd_no_fae`, ..., base
 differences. Every value is validated once, here, and a bad one raises `ConfigError` naming the field, the
 value and what is allowed. Spec: method.md sections 5.10, 7.2, 7.3 and 8; baselines.md section 1.
 
-The `cpu` profile's schedule (B=64, E=16, warm-up 3, N_G=20, N_S=28, IB steps 10, generator width 16) was sized so that one
-distillation run takes about 2-3 minutes on a 2-core laptop CPU while keeping every structural element of
-spec 5.9; measured times are in `benchmarks/results/`.
+The `cpu` profile's schedule (B=64, E=16, warm-up 3, N_G=20, N_S=28, IB steps 10, generator width 16) keeps
+every structural element of spec 5.9 and was sized for a 2-core laptop CPU. Measured here
+(benchmarks/results/bench_cpu_cpu.txt, 2 threads): one fmnist-resnet run ~2.9 min (generator stage 4.1 s and
+student stage ~8 s per epoch; the UTAE attack is 80% of a student step); on one thread, as the book runs two
+chapters at once, 90-190 s for fmnist-resnet and 180-360 s for fmnist-mobilenet. With the spec's generator
+width 64 (0.17 GFLOP per image, the dominant cost) and E=20, N_S=32 a run took ~10 min on one thread.
 """
 from __future__ import annotations
 
