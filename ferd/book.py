@@ -309,6 +309,7 @@ def _prune_toc(out: Path) -> list[str]:
 
 def build_book(out: Path) -> Path:
     """`jupyter-book build -W -n --keep-going <out>`; return `_build/html/index.html` or raise BookError."""
+    (out / "_static").mkdir(exist_ok=True)  # _config.yml's html_static_path (the CSS); a miniature book has none
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", "-W", "-n", "--keep-going", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
