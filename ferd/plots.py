@@ -75,12 +75,16 @@ def save_image_grid(x: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
 import pandas as pd  # noqa: E402
 
 #: Display names of presets in tables and legends; approximations and real-data references say so.
-PRESET_LABELS: dict[str, str] = {
-    "teacher": "Teacher", "ferd": "FERD", "dfrd_plain": "plain DFRD", "ferd_released": "FERD (released code)",
-    "ferd_no_reweight": "w/o reweighting", "ferd_no_fae": "w/o FAEs", "ferd_no_utae": "w/o UTAEs",
-    "ferd_no_fae_utae": "w/o FAEs + UTAEs", "dfhl": "DFHL", "dfard": "DFARD (approx.)",
-    "derd": "DERD (approx.)", "rslad": "RSLAD (real data)", "fair_rslad": "Fair-RSLAD (real data)",
-}
+def _preset_labels() -> dict[str, str]:
+    """FERD's presets by hand; each baseline's from its class's `label` (one source for "(approx.)")."""
+    from ferd.baselines import BASELINES
+
+    return {"teacher": "Teacher", "ferd": "FERD", "dfrd_plain": "plain DFRD", "ferd_released": "FERD (released code)",
+            "ferd_no_reweight": "w/o reweighting", "ferd_no_fae": "w/o FAEs", "ferd_no_utae": "w/o UTAEs",
+            "ferd_no_fae_utae": "w/o FAEs + UTAEs", **{name: cls.label for name, cls in BASELINES.items()}}
+
+
+PRESET_LABELS: dict[str, str] = _preset_labels()
 
 
 def preset_label(preset: str) -> str:
