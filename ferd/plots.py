@@ -28,6 +28,13 @@ def set_style() -> None:
                          "axes.titleweight": "bold", "figure.autolayout": False})
 
 
+def _figure_axes(ax: plt.Axes | None, figsize: tuple[float, float]) -> tuple[plt.Figure, plt.Axes]:
+    """The axes to draw on: `ax` and its figure, or a new figure of `figsize`."""
+    if ax is None:
+        return plt.subplots(figsize=figsize)
+    return ax.figure, ax
+
+
 def save_figure(fig: plt.Figure, name: str, folder: str | Path = "figures",
                 formats: Iterable[str] = ("png", "pdf")) -> list[Path]:
     """Save `fig` as `<folder>/<name>.<fmt>` for each format (atomically per file); return the paths."""
@@ -184,10 +191,7 @@ def per_class_bars(df, hue: str = "attack", value: str = "accuracy", hue_order: 
         highlight: a class index whose label is drawn in bold (e.g. the worst class).
     Returns: the Figure.
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(9, 3.6))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_axes(ax, (9, 3.6))
     names = (df[["class_index", "class_name"]].drop_duplicates().sort_values("class_index"))
     idx, labels = names["class_index"].to_numpy(), names["class_name"].astype(str).tolist()
     groups = list(hue_order) if hue_order is not None else list(dict.fromkeys(df[hue]))
@@ -224,11 +228,8 @@ def heatmap(matrix, row_labels: Iterable[str], col_labels: Iterable[str], ax: pl
     """
     m = np.asarray(matrix, dtype=float)
     rows, cols = list(row_labels), list(col_labels)
-    if ax is None:
-        side = 0.45 * max(len(rows), len(cols)) + 1.5
-        fig, ax = plt.subplots(figsize=(side + 1.0, side))
-    else:
-        fig = ax.figure
+    side = 0.45 * max(len(rows), len(cols)) + 1.5
+    fig, ax = _figure_axes(ax, (side + 1.0, side))
     im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.grid(False)
     ax.set_xticks(range(len(cols)))
@@ -268,10 +269,7 @@ def class_curves(x, values, class_names: Iterable[str], ax: plt.Axes | None = No
     """
     v = np.asarray(values, dtype=float)
     names = list(class_names)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 3.6))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_axes(ax, (7, 3.6))
     colors = class_colors(len(names))
     for c, name in enumerate(names):
         ax.plot(x, v[:, c], color=colors[c], label=name, marker=marker,
@@ -310,10 +308,7 @@ def class_scatter(points, labels, class_names: Iterable[str], ax: plt.Axes | Non
     p = np.asarray(points, dtype=float)
     lab = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
     names = list(class_names)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5, 4.5))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_axes(ax, (5, 4.5))
     colors = class_colors(len(names))
     for c, name in enumerate(names):
         sel = lab == c
