@@ -25,7 +25,7 @@ test-all: venv
 	$(PY) -m pytest -q --durations=15
 
 book: venv
-	$(PY) -m ferd book --profile cpu --jobs 2
+	$(PY) -m ferd book --profile cpu
 
 book-render: venv
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .

@@ -14,7 +14,6 @@ and the paper-numbers file, as the appendix pages `book/status.md` and `book/pap
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import re
@@ -24,9 +23,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from ferd.errors import ConfigError, FerdError
+from ferd.runtime import environ
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "python3"
@@ -88,21 +88,6 @@ def ensure_kernel(name: str = KERNEL) -> None:
         return
     subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", name],
                    check=True, capture_output=True, text=True)
-
-
-@contextlib.contextmanager
-def _environ(**values: str | None) -> Iterator[None]:
-    """Set (or, for None, leave) environment variables for the kernels started inside the block."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update({k: v for k, v in values.items() if v is not None})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def execute_chapter(source: Path, target: Path, profile: str, device: str, root: Path = ROOT,
@@ -345,9 +330,10 @@ def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None 
         timeout: seconds allowed per notebook cell (None: no limit).
         device: papermill parameter `device`; default "auto" for the paper profile, "cpu" otherwise.
         root: the repository holding `notebooks/` (tests point it at a miniature book).
-        jobs: chapters executed at once, each kernel with its share of the cores (`FERD_THREADS`). On a
-            2-core CPU two single-threaded chapters train small nets faster than one two-threaded chapter;
-            chapters that need the same run wait for it on the artifact store's lock and then reuse it.
+        jobs: chapters executed at once, each kernel with its share of the cores (`FERD_THREADS`). The
+            default (1) runs chapters in turn with all cores; each chapter then trains its missing runs side
+            by side, one single-threaded worker per core (`ferd.experiments.prefetch`), which uses a CPU
+            better than parallel chapters that wait for each other's runs on the store's locks.
     Returns:
         `<out>/_build/html/index.html` (or `<out>/book/executed` when `build` is False).
     """
@@ -367,7 +353,7 @@ def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None 
     failures: list[str] = []
     scratch = str(out) if out != root and not os.environ.get("FERD_OUTPUT") else None
     threads = str(max(1, (os.cpu_count() or 1) // jobs)) if jobs > 1 else os.environ.get("FERD_THREADS")
-    with _environ(FERD_OUTPUT=scratch, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+    with environ(FERD_OUTPUT=scratch, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
                   FERD_THREADS=threads):
         args = [(source, executed / f"{source.stem}.ipynb", profile, device, root, timeout) for source in sources]
         if jobs > 1:  # longest chapter first (by the last recorded times), so no worker idles at the end

@@ -27,6 +27,9 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
         if "=" not in item:
             raise FerdError(f"--set {item!r}: expected KEY=VALUE, e.g. --set gamma=0.5")
         k, v = item.split("=", 1)
+        if v.strip().lower() in ("true", "false"):  # shell habit: --set distill.amp_x=true
+            out[k.strip()] = v.strip().lower() == "true"
+            continue
         try:
             out[k.strip()] = ast.literal_eval(v)
         except (ValueError, SyntaxError):
@@ -146,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, help="execute only this chapter (e.g. 05)")
     p.add_argument("--out", default=None, help="output root (default: the repository)")
     p.add_argument("--no-build", action="store_true", help="execute notebooks but skip jupyter-book build")
-    p.add_argument("--jobs", type=int, default=1, help="chapters executed at once (default 1; 2 on a 2-core CPU "
-                   "trains faster)")
+    p.add_argument("--jobs", type=int, default=1, help="chapters executed at once (default 1: chapters in turn, "
+                   "each training its runs side by side, one per core; see ferd.experiments.prefetch)")
     p.set_defaults(func=cmd_book)
     return parser
 

@@ -81,10 +81,21 @@ class DistillResult:
         return model.eval()
 
 
+def run_dir(cfg: Config, store: artifacts.ArtifactStore, key: str | None = None) -> Path:
+    """Where a run lives in the store: `run/<student>-<key>` (`key` defaults to the config's run key)."""
+    return store.dir("run", f"{cfg.student}-{key or cfg.key('run')}")
+
+
 class Distiller:
     """FERD and its ablations; baselines subclass it (ferd.baselines)."""
 
     uses_generator = True  # False for data-available references that train on real images
+    relative_cost = 1.0  # wall time of a run relative to FERD's, for scheduling parallel runs only
+
+    @classmethod
+    def teacher_configs(cls, cfg: Config) -> list[Config]:
+        """The teacher configs a run loads (trained first, once, before parallel runs start)."""
+        return [cfg]
 
     def __init__(self, cfg: Config, teacher: nn.Module | None = None, store: artifacts.ArtifactStore | None = None,
                  class_weight_rule: ClassWeightRule | None = None, student_attack: StudentAttack | None = None,
@@ -96,7 +107,7 @@ class Distiller:
         self.progress = progress and self._is_main
         self.key = cfg.key("run") + _custom_suffix(class_weight_rule, student_attack)
         # keyed by what determines the run, not by the preset name: `ferd` with gamma=0 is `ferd_no_utae`
-        self.run_dir = self.store.dir("run", f"{cfg.student}-{self.key}")
+        self.run_dir = run_dir(cfg, self.store, self.key)
         self.teacher = (teacher if teacher is not None else train_teacher(cfg, self.store, progress)[0])
         self.teacher.to(self.device).eval()
         self.C = cfg.num_classes

@@ -7,10 +7,17 @@ computes and stores it otherwise, so a second `ferd book` re-renders without re-
     distill(cfg)                   -> DistillResult (trained on first use)
     evaluate_teacher(cfg)          -> per-class DataFrame under cfg.attack.attacks
     evaluate_student(cfg, which)   -> per-class DataFrame of the final or best-clean student
+    prefetch(cfgs)                 -> trains (and evaluates) the missing ones in parallel worker processes
+
+A notebook calls `prefetch` on all the configs it is about to loop over; the loop then only reads the store.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,8 +27,9 @@ from ferd import artifacts
 from ferd.attacks import build_attack
 from ferd.config import Config, resolve_device
 from ferd.data import load_split, stratified_subset
-from ferd.distill import DistillResult, run
+from ferd.distill import DistillResult, distiller_class, run, run_dir
 from ferd.evaluate import evaluate, summarize
+from ferd.runtime import environ
 from ferd.teachers import natural_teacher_config, train_teacher
 
 
@@ -62,16 +70,20 @@ def build_attacks(cfg: Config, model: nn.Module, names: tuple[str, ...] | None =
     return {n: build_attack(n, model, **params[n]) for n in (names or a.attacks)}
 
 
+def eval_path(cfg: Config, kind: str, key: str, name: str, store: artifacts.ArtifactStore) -> Path:
+    """Where the per-class table of one attack on one model is cached (kind "teacher" or "student-<which>")."""
+    attack = dataclasses.replace(cfg.attack, attacks=(name,))
+    scope = ("teacher", "attack") if kind == "teacher" else ("eval",)  # a teacher's table ignores distillation
+    return store.path("eval", f"{kind}-{key}-{dataclasses.replace(cfg, attack=attack).key(*scope)}", f"{name}.csv")
+
+
 def evaluate_model(cfg: Config, model: nn.Module, kind: str, key: str,
                    store: artifacts.ArtifactStore | None = None, progress: bool = True) -> pd.DataFrame:
     """Per-class table of `model` under every attack of the profile; cached per attack (AA is the cost)."""
     store = store or artifacts.ArtifactStore()
     frames = []
-    attack_key = dataclasses.replace(cfg.attack, attacks=())
     for name in cfg.attack.attacks:
-        sub = dataclasses.replace(cfg, attack=dataclasses.replace(attack_key, attacks=(name,)))
-        scope = ("teacher", "attack") if kind == "teacher" else ("eval",)  # a teacher's table ignores distillation
-        path = store.path("eval", f"{kind}-{key}-{sub.key(*scope)}", f"{name}.csv")
+        path = eval_path(cfg, kind, key, name, store)
 
         def compute(name: str = name) -> pd.DataFrame:
             return evaluate(model, eval_split(cfg, name), build_attacks(cfg, model, (name,)), batch_size=cfg.attack.eval_batch_size,
@@ -116,3 +128,135 @@ def summary(per_class: pd.DataFrame, cfg: Config) -> pd.DataFrame:
             s.insert(0, k, v) if k not in s else None
         out.append(s)
     return pd.concat(out, ignore_index=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Parallel prefetch: why and how
+# ------------------------------------------------------------------------------------------------
+# The book's networks are small: on a CPU, two single-threaded processes train two runs in about the time one
+# two-threaded process trains one. A chapter therefore hands every run it needs to `prefetch` first, which trains
+# (and evaluates) the missing ones in worker processes, and its loop afterwards only reads the store. The store's
+# file locks make this safe next to anything else using the same runs. On a GPU (one device) it does nothing.
+
+
+def pending(cfg: Config, evaluate: bool = True, store: artifacts.ArtifactStore | None = None) -> bool:
+    """True when the store lacks the run of `cfg` (or, with `evaluate`, one of its final student's tables)."""
+    store = store or artifacts.ArtifactStore()
+    if not (run_dir(cfg, store) / "final.pt").exists():
+        return True
+    key = cfg.key("run")
+    return evaluate and any(not eval_path(cfg, "student-final", key, name, store).exists()
+                            for name in cfg.attack.attacks)
+
+
+def default_jobs(cfg: Config) -> int:
+    """Worker processes for `prefetch`: $FERD_JOBS, else 1 on a GPU, else the threads torch may use here."""
+    import torch
+
+    if os.environ.get("FERD_JOBS"):
+        return max(1, int(os.environ["FERD_JOBS"]))
+    return 1 if resolve_device(cfg.device).startswith("cuda") else torch.get_num_threads()
+
+
+def estimated_cost(cfg: Config, evaluate: bool = True) -> float:
+    """Relative wall time of a run (and its evaluation), only to start the longest first: the method's
+    `relative_cost` times the measured time of one student training step on a batch of random images."""
+    return distiller_class(cfg).relative_cost * _step_seconds(cfg.student, cfg.dataset, cfg.distill.batch_size) * (
+        1.5 if evaluate and "aa" in cfg.attack.attacks else 1.0)
+
+
+_STEP_SECONDS: dict[tuple[str, str, int], float] = {}
+
+
+def _step_seconds(student: str, dataset: str, batch: int) -> float:
+    """Seconds of one forward+backward of `student` on random images (1.0 if it cannot run: a hint only; the
+    run itself then fails in its worker with the real error)."""
+    key = (student, dataset, batch)
+    if key not in _STEP_SECONDS:
+        import torch
+
+        from ferd.data import DATASETS
+        from ferd.models import create_model
+
+        try:
+            model = create_model(student, num_classes=DATASETS[dataset].num_classes)
+            x = torch.rand(min(batch, 64), *DATASETS[dataset].shape)
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                model(x).sum().backward()
+                times.append(time.perf_counter() - t0)
+            _STEP_SECONDS[key] = min(times)
+        except Exception:  # noqa: BLE001
+            _STEP_SECONDS[key] = 1.0
+    return _STEP_SECONDS[key]
+
+
+def _prefetch_worker(cfgs: list[Config], evaluate: bool, root: str, threads: int) -> float:
+    """One task of `prefetch` in a worker process: the run of `cfgs[0]` and the tables of every cfg."""
+    import torch
+
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    store = artifacts.ArtifactStore(root)
+    for cfg in cfgs:
+        if evaluate:
+            evaluate_student(cfg, store=store, progress=False)
+        else:
+            distill(cfg, store, progress=False)
+    return time.perf_counter() - start
+
+
+def prefetch(cfgs: Iterable[Config], evaluate: bool = True, jobs: int | None = None,
+             store: artifacts.ArtifactStore | None = None, progress: bool = True) -> dict[str, float]:
+    """Train (and, with `evaluate`, evaluate under `cfg.attack.attacks`) every config the store lacks, in
+    `jobs` worker processes of one thread each, longest first; return {run key: seconds} of what ran.
+
+    Teachers come first, in this process with all its threads. Configs sharing a run form one task (trained
+    once, then each evaluated). With fewer than two pending tasks or `jobs` <= 1 nothing is done here: the
+    caller's own loop computes them as before. A failed task raises `TrainingError` naming its run after the
+    others finish; what finished stays in the store.
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    from ferd.errors import TrainingError
+    from ferd.teachers import train_teacher
+
+    store = store or artifacts.ArtifactStore()
+    tasks: dict[str, list[Config]] = {}
+    for cfg in cfgs:
+        if pending(cfg, evaluate, store):
+            tasks.setdefault(cfg.key("run"), []).append(cfg)
+    if not tasks:
+        return {}
+    jobs = min(default_jobs(next(iter(tasks.values()))[0]) if jobs is None else jobs, len(tasks))
+    if jobs <= 1:
+        return {}
+    for group in tasks.values():  # every worker needs them: train each once, here, with all threads
+        for tcfg in distiller_class(group[0]).teacher_configs(group[0]):
+            train_teacher(tcfg, store, progress)
+    import torch
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    order = sorted(tasks, key=lambda k: -sum(estimated_cost(c, evaluate) for c in tasks[k]))
+    seconds: dict[str, float] = {}
+    failures: list[str] = []
+    bar = tqdm(total=len(order), desc=f"prefetch ({jobs} workers)", disable=not progress)
+    with environ(FERD_THREADS=str(threads), OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE")), \
+            cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_prefetch_worker, tasks[k], evaluate, str(store.root), threads): k for k in order}
+        for fut in cf.as_completed(futures):
+            key, cfg = futures[fut], tasks[futures[fut]][0]
+            try:
+                seconds[key] = fut.result()
+                bar.write(f"  {cfg.preset}/{cfg.student} seed {cfg.seed} ({key}): {seconds[key]:.0f} s")
+            except Exception as err:  # noqa: BLE001 - reported together below, after the others finish
+                failures.append(f"{cfg.preset}/{cfg.student} ({key}): {type(err).__name__}: {err}")
+            bar.update()
+    bar.close()
+    if failures:
+        raise TrainingError(f"{len(failures)} of {len(order)} prefetched runs failed:\n" + "\n".join(failures))
+    return seconds

@@ -100,11 +100,13 @@ def preset_label(preset: str) -> str:
 
 
 def grouped_bars(ax: plt.Axes, data: pd.DataFrame, ylabel: str = "", percent: bool = True,
-                 annotate: bool = False, width: float = 0.8, colors: Iterable[str] | None = None) -> plt.Axes:
+                 annotate: bool = False, width: float = 0.8, colors: Iterable[str] | None = None,
+                 reference: tuple[float, str] | None = None, title: str | None = None) -> plt.Axes:
     """Grouped bar chart: one group per row of `data`, one bar (and legend entry) per column.
 
     `data` holds fractions (shown in percent when `percent`) or any numbers; NaN cells leave a gap.
-    Used for worst-class accuracy per method (ch. 6), deltas to full FERD (ch. 7), per-class bars (ch. 8).
+    `reference` = (value, label) draws a dashed line, e.g. the uniform share 1/C. Used for per-class weights and
+    predictions (ch. 3-5), worst-class accuracy per method (ch. 6), deltas to full FERD (ch. 7), ch. 8's bars.
     """
     import seaborn as sns
 
@@ -123,7 +125,11 @@ def grouped_bars(ax: plt.Axes, data: pd.DataFrame, ylabel: str = "", percent: bo
     crowded = len(names) > 4 or sum(len(n) for n in names) > 40  # rotate labels that would overlap
     ax.set_xticks(x, names, rotation=30 if crowded else 0, ha="right" if crowded else "center")
     ax.axhline(0, color="black", linewidth=0.8)
+    if reference is not None:
+        ax.axhline(reference[0] * scale, color="grey", ls="--", lw=1, label=reference[1])
     ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
     return ax
 
 

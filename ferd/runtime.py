@@ -5,8 +5,10 @@ otherwise slows torch 10-26x (measured). `ferd/__init__.py` sets it when the use
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -19,6 +21,22 @@ def set_threads(n: int | None = None) -> int:
         n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(max(1, int(n)))
     return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def environ(**values: str | None) -> Iterator[None]:
+    """Set (or, for None, leave) environment variables inside the block: child processes started there
+    (notebook kernels, prefetch workers) inherit them; the old values come back afterwards."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: v for k, v in values.items() if v is not None})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def seed_everything(seed: int) -> None:

@@ -95,6 +95,7 @@ print(f"profile {cfg.profile}: {d.epochs} epochs ({d.warmup} warm-up), batch {d.
 # from the artifact store) and returns its history, one row per epoch.
 
 # %%
+experiments.prefetch(cfgs.values(), progress=False)  # several students: trained side by side, one core each
 runs = {s: experiments.distill(c, progress=False) for s, c in cfgs.items()}
 res = runs[main]
 hist = res.history

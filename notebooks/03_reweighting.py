@@ -137,14 +137,10 @@ axes[0].set_xticks(range(C))
 axes[0].set_xticklabels(classes, rotation=30, ha="right")
 axes[0].set_ylabel("vulnerability D_c")
 axes[0].set_title("Teacher vulnerability on one batch")
-w = 0.4
-axes[1].bar(np.arange(C) - w / 2, p_soft.numpy(), width=w, label=f"softmax, tau = {d.class_weight_tau:g}")
-axes[1].bar(np.arange(C) + w / 2, p_minmax.numpy(), width=w, label=f"min-max {tuple(d.class_weight_bounds)}")
-axes[1].axhline(1 / C, color="grey", ls="--", lw=1, label="uniform 1/C")
-axes[1].set_xticks(range(C))
-axes[1].set_xticklabels(classes, rotation=30, ha="right")
-axes[1].set_ylabel("class weight p_c")
-axes[1].set_title("Class-sampling weights for the next round")
+weights = pd.DataFrame({f"softmax, tau = {d.class_weight_tau:g}": p_soft.numpy(),
+                        f"min-max {tuple(d.class_weight_bounds)}": p_minmax.numpy()}, index=classes)
+ferd.plots.grouped_bars(axes[1], weights, "class weight p_c", percent=False, reference=(1 / C, "uniform 1/C"),
+                        title="Class-sampling weights for the next round")
 axes[1].legend(fontsize="small")
 fig.tight_layout()
 ferd.plots.save_figure(fig, "ch03_one_batch_weights", folder=FIG_DIR)
@@ -214,6 +210,7 @@ sweep.round(4)
 # in epoch 1) and the largest weight computed for the next epoch (`max_p`).
 
 # %%
+experiments.prefetch([cfg, cfg_cmp], progress=False)  # both runs side by side (one core each); cached after
 run = experiments.distill(cfg, progress=False)
 hist = run.history
 Dh = hist[[f"D_{c}" for c in range(C)]].to_numpy()

@@ -241,14 +241,10 @@ axes[0].set_title("Distance of the non-robust prediction from uniform")
 axes[0].legend(fontsize="small")
 probs = {"before": F.softmax(first_with, 1).mean(0), "after, with L_uni": F.softmax(last_with, 1).mean(0),
          "after, without L_uni": F.softmax(last_without, 1).mean(0)}
-w = 0.27
-for i, (name, p) in enumerate(probs.items()):
-    axes[1].bar(np.arange(C) + (i - 1) * w, p.numpy(), width=w, label=name)
-axes[1].axhline(1 / C, color="grey", ls="--", lw=1)
-axes[1].set_xticks(range(C))
-axes[1].set_xticklabels(experiments.eval_split(cfg).classes, rotation=30, ha="right")
-axes[1].set_ylabel("mean probability")
-axes[1].set_title("Teacher's prediction from Z_nr (batch mean)")
+ferd.plots.grouped_bars(axes[1], pd.DataFrame({k: p.numpy() for k, p in probs.items()},
+                                              index=experiments.eval_split(cfg).classes),
+                        "mean probability", percent=False, reference=(1 / C, "uniform 1/C"),
+                        title="Teacher's prediction from Z_nr (batch mean)")
 axes[1].legend(fontsize="small")
 fig.tight_layout()
 ferd.plots.save_figure(fig, "ch04_uniformity_steps", folder=FIG_DIR)
@@ -285,6 +281,7 @@ def run_pool(c) -> tuple[torch.Tensor, torch.Tensor]:
     return experiments.distill(c, progress=False).pool()
 
 
+experiments.prefetch([cfg, cfg_cmp], progress=False)  # both runs side by side (one core each); cached after
 pools = {preset: run_pool(cfg), compare_preset: run_pool(cfg_cmp)}
 classes = experiments.eval_split(cfg).classes
 fig, axes = plt.subplots(1, 2, figsize=(2 + 1.1 * grid_per_class, 0.5 + 0.55 * C))

@@ -107,6 +107,7 @@ print(f"UTAE: {d.utae_steps} steps of {a.alpha:g}, eps {a.eps:g}, attacked netwo
 
 # %%
 teacher = experiments.teacher(cfg, progress=False)
+experiments.prefetch([cfg, *sweep_cfgs.values()], progress=False)  # the sweep's runs side by side, one core each
 net = experiments.distill(cfg, progress=False).student.eval()
 batch = stratified_subset(load_split(cfg.dataset, "test"), demo_per_class)
 classes = batch.classes
@@ -131,19 +132,14 @@ print(f"{len(y)} images; student clean accuracy on them {100 * float((clean_pred
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.6, 1]})
-w = 0.8 / len(demo_gammas)
-for i, g in enumerate(demo_gammas):
-    share = torch.bincount(demo[g]["pred"], minlength=C).float() / len(y)
-    axes[0].bar(np.arange(C) + (i - (len(demo_gammas) - 1) / 2) * w, 100 * share.numpy(), width=w,
-                label=f"gamma = {g:g}")
+shares = pd.DataFrame({f"gamma = {g:g}": (torch.bincount(demo[g]["pred"], minlength=C).float() / len(y)).numpy()
+                       for g in demo_gammas}, index=classes)
+ferd.plots.grouped_bars(axes[0], shares, "share of adversarial predictions (%)", reference=(1 / C, "uniform 1/C"),
+                        title="Adversarial target classes")
+axes[0].legend(fontsize="small")
+for g in demo_gammas:
     axes[1].hist(demo[g]["entropy"].numpy(), bins=20, range=(0, float(np.log(C))), alpha=0.55,
                  label=f"gamma = {g:g}")
-axes[0].axhline(100 / C, color="grey", ls="--", lw=1)
-axes[0].set_xticks(range(C))
-axes[0].set_xticklabels(classes, rotation=30, ha="right")
-axes[0].set_ylabel("share of adversarial predictions (%)")
-axes[0].set_title("Adversarial target classes")
-axes[0].legend(fontsize="small")
 axes[1].axvline(np.log(C), color="grey", ls="--", lw=1)
 axes[1].set_xlabel("entropy of q(f_S(x_adv)) (nats)")
 axes[1].set_ylabel("images")

@@ -120,6 +120,7 @@ glue("ch06_eval_set", (f"the first {a.eval_per_class} test images of each class"
         and a.aa_per_class != a.eval_per_class else ""), display=False)
 glue("ch06_eps", f"{a.eps:.4g}", display=False)
 
+experiments.prefetch(cfgs.values(), progress=False)  # every missing run trained and evaluated side by side
 teacher_pc = experiments.evaluate_teacher(base, progress=False)
 per_class = {key: experiments.evaluate_student(c, progress=False) for key, c in cfgs.items()}
 summary = pd.concat([experiments.summary(pc, cfgs[key]).assign(student=key[0]) for key, pc in per_class.items()],

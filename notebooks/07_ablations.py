@@ -87,6 +87,7 @@ for p, c in cfgs.items():
 # uniform distribution over classes. The next cell distils (or loads) each student and evaluates it.
 
 # %%
+experiments.prefetch(cfgs.values(), progress=False)  # every missing run trained and evaluated side by side
 per_class = pd.concat([experiments.evaluate_student(c, progress=False) for c in cfgs.values()], ignore_index=True)
 summary = experiments.summary(per_class, base)
 summary = summary[summary["attack"].isin(ATTACKS)].reset_index(drop=True)

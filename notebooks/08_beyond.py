@@ -125,6 +125,7 @@ print(provenance)
 # The next cell distils (or loads) both students and evaluates them per class.
 
 # %%
+experiments.prefetch([*cfg.values(), *seed_cfg.values()], progress=False)  # missing runs side by side
 per_class_a = pd.concat([experiments.evaluate_student(cfg[p], progress=False)
                          for p in ("ferd", "ferd_released")], ignore_index=True)
 summary_a = experiments.summary(per_class_a, base)

@@ -175,6 +175,7 @@ def _render(page: Path, shot: Path, profile_dir: Path) -> str:
     cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile_dir}",
            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost", "--window-size=1280,2000",
+           "--virtual-time-budget=15000",  # let MathJax typeset before the DOM is dumped
            f"--screenshot={shot}", "--dump-dom", page.as_uri()]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -215,6 +216,8 @@ def test_chapter_pages_in_a_browser(smoke_book, tmp_path):
             problems.append(f"{source.stem}: no <table>")
         if not main.find("img"):
             problems.append(f"{source.stem}: no <img>")
+        if "math notranslate" in page.read_text() and not soup.find("mjx-container"):
+            problems.append(f"{source.stem}: maths not typeset (the bundled MathJax under _static did not run)")
         for img in soup.find_all("img"):
             src = img.get("src", "")
             if src.startswith("data:"):

@@ -82,6 +82,11 @@ class DERD(Baseline):
     """DERD (approx.): two-teacher generator, MTARD-weighted expert losses, SGA-merged gradients."""
 
     label = "DERD (approx.)"
+    relative_cost = 3.0  # two teachers in every generator step, PCGrad's second backward in every student step
+
+    @classmethod
+    def teacher_configs(cls, cfg: Config) -> list[Config]:
+        return [cfg, natural_teacher_config(cfg)]
 
     def __init__(self, cfg: Config, teacher: nn.Module | None = None, store: artifacts.ArtifactStore | None = None,
                  natural_teacher: nn.Module | None = None, **kw: Any):

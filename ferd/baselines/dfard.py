@@ -58,6 +58,7 @@ class DFARD(Baseline):
     """DFARD (approx.): AGB-weighted generator, RSLAD-style student at an ITA-adjusted temperature."""
 
     label = "DFARD (approx.)"
+    relative_cost = 1.1
 
     def __init__(self, *args: Any, **kw: Any):
         super().__init__(*args, **kw)

@@ -120,6 +120,7 @@ class DFHL(Baseline):
     """DFHL-RS in HEE mode on the common schedule (baselines.md 3 and its project mapping)."""
 
     label = "DFHL"
+    relative_cost = 0.6  # a cheaper generator step (student-only) and single-view student loss
 
     def __init__(self, *args: Any, **kw: Any):
         super().__init__(*args, **kw)

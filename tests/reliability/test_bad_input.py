@@ -213,3 +213,10 @@ def test_stored_teacher_of_another_architecture_is_named_and_replaced(tmp_path, 
 def test_every_preset_name_is_accepted():
     for preset in PRESETS:
         make_config("smoke", preset)
+
+
+def test_cli_booleans_accept_shell_spellings():
+    from ferd.cli import _parse_sets
+
+    assert _parse_sets(["distill.channels_last=true", "distill.use_fae=False", "gamma=0.5"]) == {
+        "distill.channels_last": True, "distill.use_fae": False, "gamma": 0.5}
