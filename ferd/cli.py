@@ -15,7 +15,7 @@ import argparse
 import ast
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from ferd.config import PRESETS, PROFILES, describe_fields, make_config
 from ferd.errors import FerdError
@@ -126,8 +126,16 @@ def cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, like ferd's own ("ferd distill: error: argument --preset: ..."), exit 2;
+    `--help` still shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ferd", description="FERD: fairness-enhanced data-free robustness "
+    parser = _Parser(prog="ferd", description="FERD: fairness-enhanced data-free robustness "
                                      "distillation (reproducible companion).")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train-teacher", help="train (or load) the profile's robust teacher")

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 import torch.nn as nn
 
 from ferd import artifacts
@@ -81,6 +83,8 @@ def evaluate_model(cfg: Config, model: nn.Module, kind: str, key: str,
                    store: artifacts.ArtifactStore | None = None, progress: bool = True) -> pd.DataFrame:
     """Per-class table of `model` under every attack of the profile; cached per attack (AA is the cost)."""
     store = store or artifacts.ArtifactStore()
+    if cfg.distill.channels_last:  # the training's NHWC speed switch, also for the attacks (same numbers up to rounding)
+        model.to(memory_format=torch.channels_last)
     frames = []
     for name in cfg.attack.attacks:
         path = eval_path(cfg, kind, key, name, store)
@@ -151,8 +155,6 @@ def pending(cfg: Config, evaluate: bool = True, store: artifacts.ArtifactStore |
 
 def default_jobs(cfg: Config) -> int:
     """Worker processes for `prefetch`: $FERD_JOBS, else 1 on a GPU, else the threads torch may use here."""
-    import torch
-
     if os.environ.get("FERD_JOBS"):
         return max(1, int(os.environ["FERD_JOBS"]))
     return 1 if resolve_device(cfg.device).startswith("cuda") else torch.get_num_threads()
@@ -173,8 +175,6 @@ def _step_seconds(student: str, dataset: str, batch: int) -> float:
     run itself then fails in its worker with the real error)."""
     key = (student, dataset, batch)
     if key not in _STEP_SECONDS:
-        import torch
-
         from ferd.data import DATASETS
         from ferd.models import create_model
 
@@ -192,11 +192,19 @@ def _step_seconds(student: str, dataset: str, batch: int) -> float:
     return _STEP_SECONDS[key]
 
 
-def _prefetch_worker(cfgs: list[Config], evaluate: bool, root: str, threads: int) -> float:
-    """One task of `prefetch` in a worker process: the run of `cfgs[0]` and the tables of every cfg."""
-    import torch
-
+def _worker_init(threads: int) -> None:
+    """Each prefetch worker: `threads` torch threads, and on Linux it dies with its parent (a killed notebook
+    kernel must not leave orphans training on the cores; their runs resume from their last checkpoint)."""
     torch.set_num_threads(threads)
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _prefetch_worker(cfgs: list[Config], evaluate: bool, root: str) -> float:
+    """One task of `prefetch` in a worker process: the run of `cfgs[0]` and the tables of every cfg."""
     start = time.perf_counter()
     store = artifacts.ArtifactStore(root)
     for cfg in cfgs:
@@ -238,16 +246,15 @@ def prefetch(cfgs: Iterable[Config], evaluate: bool = True, jobs: int | None = N
     for group in tasks.values():  # every worker needs them: train each once, here, with all threads
         for tcfg in distiller_class(group[0]).teacher_configs(group[0]):
             train_teacher(tcfg, store, progress)
-    import torch
-
     threads = max(1, torch.get_num_threads() // jobs)
     order = sorted(tasks, key=lambda k: -sum(estimated_cost(c, evaluate) for c in tasks[k]))
     seconds: dict[str, float] = {}
     failures: list[str] = []
     bar = tqdm(total=len(order), desc=f"prefetch ({jobs} workers)", disable=not progress)
     with environ(FERD_THREADS=str(threads), OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE")), \
-            cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_prefetch_worker, tasks[k], evaluate, str(store.root), threads): k for k in order}
+            cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                   initargs=(threads,)) as pool:
+        futures = {pool.submit(_prefetch_worker, tasks[k], evaluate, str(store.root)): k for k in order}
         for fut in cf.as_completed(futures):
             key, cfg = futures[fut], tasks[futures[fut]][0]
             try:

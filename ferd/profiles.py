@@ -11,7 +11,9 @@ from typing import Any
 # Profiles and presets: only their differences from the defaults.
 # ------------------------------------------------------------------------------------------------
 PROFILES: dict[str, dict[str, Any]] = {
-    "cpu": {"distill.channels_last": True},  # NHWC: 13% faster per run on a 2-core CPU (benchmarks/README.md)
+    # NHWC: 13% faster per run on a 2-core CPU; 5 attack steps in the student's training (as the teacher's PGD-5):
+    # the UTAE/KL-PGD attack was half of a run's time with 10 (benchmarks/README.md)
+    "cpu": {"distill.channels_last": True, "distill.utae_steps": 5},
     "smoke": {
         "teacher.epochs": 1, "teacher.train_size": 512, "teacher.milestones": (), "teacher.attack_steps": 2,
         "distill.batch_size": 32, "distill.epochs": 3, "distill.warmup": 1, "distill.n_g": 2,

@@ -8,7 +8,8 @@ These are the `DistillConfig` switches that change how fast the loop runs, not w
                           PGD-20 probe) and the teacher's target logits run in float32 on the raw modules: a
                           sign attack through bf16 gradients is weaker. Evaluation never sees a wrapper.
                           The generator G itself stays float32 (cheap; its output is what the pool stores).
-    channels_last = True  teacher, student and generator weights in NHWC memory format (faster convs on GPUs).
+    channels_last = True  teacher, student and generator weights in NHWC memory format (faster convs on GPUs,
+                          and 13-35% faster on this 2-core CPU: on in the `cpu` profile too).
     compile = True        `torch.compile` of the student forward used by the attack and by the loss.
     fused_optim = True    fused SGD for the student on CUDA (one kernel per step instead of one per tensor).
     pool_on_device = True the synthetic pool lives on the training device (no host-to-device copy per batch).

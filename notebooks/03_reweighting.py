@@ -352,8 +352,9 @@ def sqrt_rule(D: torch.Tensor) -> torch.Tensor:
 
 custom = Distiller(cfg, teacher=teacher, class_weight_rule=sqrt_rule, progress=False).run()
 rule_id = custom.key
-custom_pc = experiments.evaluate_model(cfg, custom.student, "student-final", custom.key,
-                                       progress=False)
+pgd_only = make_config(profile, preset, overrides=dict(student=student, seed=seed, device=device,
+                                                      **{"attack.attacks": ["pgd"]}))  # what is compared below
+custom_pc = experiments.evaluate_model(pgd_only, custom.student, "student-final", custom.key, progress=False)
 custom_pc.insert(0, "preset", "ferd + sqrt_rule")
 print(f"sqrt_rule run {rule_id}: largest weight per epoch", custom.history["max_p"].round(3).tolist())
 

@@ -74,14 +74,15 @@ def test_unknown_preset_and_profile_name_the_allowed():
 
 
 def test_cli_choice_errors_exit_2_naming_value_and_choices(tmp_path, capsys):
-    """argparse checks --profile/--preset itself: exit 2, its usage line, then one error line."""
+    """argparse checks --profile/--preset itself: exit 2 and one error line, like ferd's own errors."""
     root = tmp_path / "store"
     for flag, value in (("--preset", "nope"), ("--profile", "huge")):
         with pytest.raises(SystemExit) as exc:
             main(["distill", flag, value, "--artifacts", str(root)])
         assert exc.value.code == 2
-        last = capsys.readouterr().err.strip().splitlines()[-1]
-        assert last.startswith(f"ferd distill: error: argument {flag}: invalid choice: '{value}' (choose from")
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"ferd distill: error: argument {flag}: invalid choice: '{value}' (choose from")
     assert not root.exists()
 
 
