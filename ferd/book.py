@@ -30,6 +30,9 @@ from ferd.runtime import environ
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL = "python3"
+# Folders _config.yml copies into the HTML: _static (html_static_path: the CSS; Jupyter Book adds every .css/.js
+# there to each page) and vendor (html_extra_path: the bundled MathJax, loaded once through mathjax_path)
+STATIC_DIRS = ("_static", "vendor")
 STATUS_COLUMNS = ("chapter", "seconds", "profile", "date")
 CHAPTER_RE = re.compile(r"^(\d\d)_\w+\.py$")
 
@@ -262,8 +265,9 @@ def _prepare_out(root: Path, out: Path) -> None:
     (out / "book" / "executed").mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, out / name)
-    if (root / "_static").is_dir():  # the book's CSS
-        shutil.copytree(root / "_static", out / "_static", dirs_exist_ok=True)
+    for static in STATIC_DIRS:
+        if (root / static).is_dir():
+            shutil.copytree(root / static, out / static, dirs_exist_ok=True)
     for page in list((root / "book").glob("*.md")) + list((root / "book").glob("status.csv")):
         shutil.copy2(page, out / "book" / page.name)
     for nb in (root / "book" / "executed").glob("*.ipynb"):
@@ -294,7 +298,8 @@ def _prune_toc(out: Path) -> list[str]:
 
 def build_book(out: Path) -> Path:
     """`jupyter-book build -W -n --keep-going <out>`; return `_build/html/index.html` or raise BookError."""
-    (out / "_static").mkdir(exist_ok=True)  # _config.yml's html_static_path (the CSS); a miniature book has none
+    for static in STATIC_DIRS:  # named in _config.yml (Sphinx warns on a missing one); a miniature book has none
+        (out / static).mkdir(exist_ok=True)
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", "-W", "-n", "--keep-going", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True)

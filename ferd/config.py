@@ -110,7 +110,7 @@ class DistillConfig:
     pool_dtype: str = "float32"
     eval_every: int = 4
     track_per_class: int = 50  # per-class clean/PGD tracking on the first n test images of each class (100 cost
-    #                            a quarter of a cpu run: PGD-20 on 1,000 images every 4 epochs)
+    #                            a sixth of a cpu run: PGD-20 on 1,000 images every 4 epochs)
     snapshot_every: int = 5
     # speed and scale (ferd.speed, ferd.parallel; benchmarks/README.md)
     amp: str = "off"  # "bf16": autocast for the generator step and the student's loss passes (CUDA)

@@ -12,7 +12,7 @@ from typing import Any
 # ------------------------------------------------------------------------------------------------
 PROFILES: dict[str, dict[str, Any]] = {
     # NHWC: 13% faster per run on a 2-core CPU; 5 attack steps in the student's training (as the teacher's PGD-5):
-    # the UTAE/KL-PGD attack was half of a run's time with 10 (benchmarks/README.md)
+    # with 10 the UTAE/KL-PGD attack was the largest piece of a run (benchmarks/README.md)
     "cpu": {"distill.channels_last": True, "distill.utae_steps": 5},
     "smoke": {
         "teacher.epochs": 1, "teacher.train_size": 512, "teacher.milestones": (), "teacher.attack_steps": 2,

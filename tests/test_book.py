@@ -217,7 +217,7 @@ def test_chapter_pages_in_a_browser(smoke_book, tmp_path):
         if not main.find("img"):
             problems.append(f"{source.stem}: no <img>")
         if "math notranslate" in page.read_text() and not soup.find("mjx-container"):
-            problems.append(f"{source.stem}: maths not typeset (the bundled MathJax under _static did not run)")
+            problems.append(f"{source.stem}: maths not typeset (the bundled MathJax, vendor/mathjax, did not run)")
         for img in soup.find_all("img"):
             src = img.get("src", "")
             if src.startswith("data:"):

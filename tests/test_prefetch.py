@@ -76,3 +76,30 @@ def test_a_failing_task_is_named_after_the_others_finish(tmp_path):
     with pytest.raises(TrainingError, match="ferd/resnet18.*channels"):
         experiments.prefetch([good, bad], evaluate=False, jobs=2, store=store, progress=False)
     assert not experiments.pending(good, evaluate=False, store=store)
+
+
+def test_workers_die_with_their_parent(tmp_path):
+    """A killed notebook kernel must not leave prefetch workers training on the cores."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = (
+        "from ferd import artifacts, experiments\n"
+        "from ferd.config import make_config\n"
+        "cfgs = [make_config('smoke', p, overrides={'epochs': 40}) for p in ('ferd', 'dfrd_plain')]\n"
+        f"experiments.prefetch(cfgs, jobs=2, store=artifacts.ArtifactStore({str(tmp_path)!r}), progress=False)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list((tmp_path / "run").glob("*/checkpoint.pt"))) < 2:
+            time.sleep(0.5)  # the teacher first (in the parent), then both workers write their first epoch
+        workers = [c for c in psutil.Process(parent.pid).children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) == 2, "the two workers did not start"
+    finally:
+        parent.kill()
+        parent.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=20)
+    assert not alive, f"workers still running after their parent was killed: {[p.pid for p in alive]}"
