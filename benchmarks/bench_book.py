@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     out = Path(args.out).resolve() if args.out else Path(tempfile.mkdtemp(prefix=f"ferd-book-{args.profile}-"))
     names = [p.stem for p in book.select_chapters(book.chapters(), args.only.split(",") if args.only else None)]
+    store = Path(os.environ.get("FERD_ARTIFACTS", "artifacts"))
+    store_files_at_start = sum(1 for p in store.rglob("*") if p.is_file()) if store.exists() else 0
     rows: list[dict[str, Any]] = []
     start = time.perf_counter()
     if args.jobs > 1:
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             build_error = str(err)
         build_s = time.perf_counter() - t0
     result = {"profile": args.profile, "out": str(out), "jobs": args.jobs, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "artifacts": os.environ.get("FERD_ARTIFACTS", "./artifacts"), "chapters": rows,
+              "artifacts": os.environ.get("FERD_ARTIFACTS", "./artifacts"),
+              "store_files_at_start": store_files_at_start, "chapters": rows,
               "execute_s": execute_s, "build_s": build_s, "build_error": build_error}
     path = Path(args.json) if args.json else Path(__file__).parent / "results" / f"book_{args.profile}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

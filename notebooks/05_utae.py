@@ -136,7 +136,8 @@ shares = pd.DataFrame({f"gamma = {g:g}": (torch.bincount(demo[g]["pred"], minlen
                        for g in demo_gammas}, index=classes)
 ferd.plots.grouped_bars(axes[0], shares, "share of adversarial predictions (%)", reference=(1 / C, "uniform 1/C"),
                         title="Adversarial target classes")
-axes[0].legend(fontsize="small")
+axes[0].set_ylim(top=1.3 * axes[0].get_ylim()[1])  # headroom: the legend sits in one row above the bars
+axes[0].legend(fontsize="small", ncol=len(demo_gammas) + 1, loc="upper center")
 for g in demo_gammas:
     axes[1].hist(demo[g]["entropy"].numpy(), bins=20, range=(0, float(np.log(C))), alpha=0.55,
                  label=f"gamma = {g:g}")
