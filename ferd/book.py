@@ -94,8 +94,9 @@ def ensure_kernel(name: str = KERNEL) -> None:
 
 
 def execute_chapter(source: Path, target: Path, profile: str, device: str, root: Path = ROOT,
-                    timeout: float | None = None) -> float:
+                    timeout: float | None = None, progress: bool = False) -> float:
     """Convert `source` with jupytext, execute it with papermill into `target`; return the seconds it took.
+    `progress` shows papermill's per-cell bar (chapters in turn; parallel chapters would interleave bars).
 
     The notebook is written to a temporary file first and moved into place only when every cell ran, so a
     failure never replaces a good executed chapter; the partial notebook goes to `<target>/../../failed/`.
@@ -110,7 +111,7 @@ def execute_chapter(source: Path, target: Path, profile: str, device: str, root:
     start = time.perf_counter()
     try:
         papermill.execute_notebook(nb, str(tmp), parameters={"profile": profile, "device": device},
-                                   kernel_name=KERNEL, language="python", cwd=str(root), progress_bar=False,
+                                   kernel_name=KERNEL, language="python", cwd=str(root), progress_bar=progress,
                                    log_output=False, execution_timeout=timeout)
     except Exception as err:  # papermill's execution error, a timeout, a dead kernel
         failed = target.parent.parent / "failed" / target.name
@@ -363,6 +364,13 @@ def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None 
     with environ(FERD_OUTPUT=scratch, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
                   FERD_THREADS=threads):
         args = [(source, executed / f"{source.stem}.ipynb", profile, device, root, timeout) for source in sources]
+        results: dict[Path, float | str] = {}
+
+        def report(source: Path, value: float | str) -> None:  # one line per chapter, as soon as it ends
+            results[source] = value
+            line = "FAILED" if isinstance(value, str) else f"{value:7.1f} s  ({profile})"
+            _say(f"[{len(results)}/{len(sources)}] {source.stem:<22} {line}")
+
         if jobs > 1:  # longest chapter first (by the last recorded times), so no worker idles at the end
             last = _last_seconds(out / "book" / "status.csv", profile)
             args.sort(key=lambda a: -last.get(a[0].stem, float("inf")))
@@ -371,17 +379,21 @@ def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None 
 
             with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
                 futures = {pool.submit(_execute_or_error, *a): a[0] for a in args}
-                results = {futures[f]: f.result() for f in cf.as_completed(futures)}
+                for f in cf.as_completed(futures):
+                    report(futures[f], f.result())
         else:
-            results = {a[0]: _execute_or_error(*a) for a in args}
-        for i, source in enumerate(sources, 1):
+            for a in args:
+                _say(f"executing {a[0].stem} ...")
+                report(a[0], _execute_or_error(*a, True))
+        for source in sources:  # in chapter order
             value = results[source]
             if isinstance(value, str):
                 failures.append(value)
-                _say(f"[{i}/{len(sources)}] {source.stem:<22} FAILED")
-                continue
-            timings[source.stem] = value
-            _say(f"[{i}/{len(sources)}] {source.stem:<22} {value:7.1f} s  ({profile})")
+            else:
+                timings[source.stem] = value
+        if len(sources) > 1:
+            _say("\n" + markdown_table(["chapter", "seconds"], [(k, f"{v:.1f}") for k, v in timings.items()])
+                 + f"\ntotal {sum(timings.values()):.1f} s")
     write_appendix(out, timings, profile)
     if failures:
         raise BookError(f"{len(failures)} of {len(sources)} chapters failed:\n" + "\n".join(failures))
