@@ -27,7 +27,7 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
         if "=" not in item:
             raise FerdError(f"--set {item!r}: expected KEY=VALUE, e.g. --set gamma=0.5")
         k, v = item.split("=", 1)
-        if v.strip().lower() in ("true", "false"):  # shell habit: --set distill.amp_x=true
+        if v.strip().lower() in ("true", "false"):  # shell spelling: --set distill.channels_last=true
             out[k.strip()] = v.strip().lower() == "true"
             continue
         try:

@@ -31,7 +31,6 @@ from ferd.config import Config, resolve_device
 from ferd.data import load_split, stratified_subset
 from ferd.distill import DistillResult, distiller_class, run, run_dir
 from ferd.evaluate import evaluate, summarize
-from ferd.runtime import environ
 from ferd.teachers import natural_teacher_config, train_teacher
 
 
@@ -231,7 +230,6 @@ def prefetch(cfgs: Iterable[Config], evaluate: bool = True, jobs: int | None = N
     from tqdm import tqdm
 
     from ferd.errors import TrainingError
-    from ferd.teachers import train_teacher
 
     store = store or artifacts.ArtifactStore()
     tasks: dict[str, list[Config]] = {}
@@ -251,9 +249,9 @@ def prefetch(cfgs: Iterable[Config], evaluate: bool = True, jobs: int | None = N
     seconds: dict[str, float] = {}
     failures: list[str] = []
     bar = tqdm(total=len(order), desc=f"prefetch ({jobs} workers)", disable=not progress)
-    with environ(FERD_THREADS=str(threads), OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE")), \
-            cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                   initargs=(threads,)) as pool:
+    # a worker imports ferd (which sets OMP_WAIT_POLICY before torch) to unpickle _worker_init, which sets threads
+    with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                initargs=(threads,)) as pool:
         futures = {pool.submit(_prefetch_worker, tasks[k], evaluate, str(store.root)): k for k in order}
         for fut in cf.as_completed(futures):
             key, cfg = futures[fut], tasks[futures[fut]][0]
