@@ -27,13 +27,13 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from ferd import artifacts, parallel
-from ferd.attacks import PGD, Attack, Clean
+from ferd.attacks import PGD, Attack
 from ferd.augment import augment
 from ferd.config import Config, resolve_device
 from ferd.data import DATASETS, ImageSplit, load_split, stratified_subset
 from ferd.errors import CheckpointError, TrainingError
-from ferd.evaluate import evaluate
-from ferd.generator import Generator
+from ferd.evaluate import tracking_row
+from ferd.generator import Generator, reinit_generator
 from ferd.losses import BNStatsLoss, onehot_prior, student_loss, teacher_prior
 from ferd.models import create_model
 from ferd.pool import SyntheticPool
@@ -131,6 +131,7 @@ class Distiller:
         self.best_clean, self.best_state = -1.0, None
         self.epoch = 0
         self._tracking: ImageSplit | None = None
+        self.agree, self.agree_y = torch.zeros(0), torch.zeros(0, dtype=torch.long)  # per pool sample
 
     # ------------------------------------------------------------------ stages (override in baselines)
     def synthesize(self, epoch: int) -> SynthesisResult:
@@ -138,14 +139,42 @@ class Distiller:
         d = self.d
         y = sample_labels(self.p, d.batch_size)
         weights = tuple(d.gen_loss_weights)
-        res = ferd_round(self.fast.teacher_gen, self.fast.student_gen, self.G, self.bn, y, nz=d.nz, steps=d.n_g, lr_g=d.lr_g,
-                         lr_z=d.lr_z, weights=weights, use_fae=d.use_fae, ib_steps=d.ib_steps, ib_lr=d.ib_lr,
-                         ib_beta=d.ib_beta, ib_noise=d.ib_noise, ikl_T2=d.ikl_T2, padding=d.aug_padding,
-                         device=self.device, comm=self.comm)
+        res = ferd_round(self.fast.teacher_gen, self.fast.student_gen, self.G, self.bn, y, nz=d.nz, steps=d.n_g,
+                         lr_g=d.lr_g, lr_z=d.lr_z, weights=weights, use_fae=d.use_fae, ib_steps=d.ib_steps,
+                         ib_lr=d.ib_lr, ib_beta=d.ib_beta, ib_noise=d.ib_noise, ikl_T2=d.ikl_T2,
+                         padding=d.aug_padding, device=self.device, reset_generator=self.resets_generator(epoch),
+                         comm=self.comm)
         if self.comm is not None:  # every rank appends the whole batch, in label order (ferd.parallel)
             res = self.comm.gather_round(res, y)
         self.pool.append(res.x, res.y)
         return res
+
+    def resets_generator(self, epoch: int) -> bool:
+        """Whether this round starts from a re-initialised generator: every round (the release, spec 5.2), or only
+        the first when `generator_reset = "never"` (the generator then keeps what it learnt, issue 10)."""
+        return self.d.generator_reset == "every_round" or epoch == 1
+
+    def reset_generator(self, epoch: int) -> None:
+        """Re-initialise G when `resets_generator(epoch)` says so (the generator baselines' rounds)."""
+        if self.resets_generator(epoch):
+            reinit_generator(self.G)
+
+    def record_agreement(self, res: SynthesisResult) -> dict[str, float]:
+        """Teacher-label agreement of the kept batch and of the whole pool, overall and per class (spec 8.0).
+
+        Agreement is how often the teacher predicts the sampled label; it is recorded when a batch enters the
+        pool (the frozen teacher gives the same answer later, except under the release's BN leak, D4).
+        """
+        with torch.no_grad():
+            was = self.teacher.training
+            self.teacher.eval()
+            pred = self.teacher(res.x.to(self.device)).argmax(1).cpu()
+            self.teacher.train(was)
+        y = res.y.cpu()
+        self.agree = torch.cat([self.agree, (pred == y).float()])
+        self.agree_y = torch.cat([self.agree_y, y])
+        return {**agreement_columns("agree_kept", (pred == y).float(), y, self.C),
+                **agreement_columns("agree_pool", self.agree, self.agree_y, self.C)}
 
     def probe(self, res: SynthesisResult, epoch: int) -> dict[str, float]:
         """Robustness probe on the teacher and the class weights for the next epoch (spec 5.6)."""
@@ -255,6 +284,7 @@ class Distiller:
         if self.uses_generator:
             res = self.synthesize(epoch)
             row.update(res.parts)
+            row.update(self.record_agreement(res))
             self._check_finite(row, epoch, step=-1)
         row.update({f"p_{c}": float(v) for c, v in enumerate(self.p)})  # p used for this epoch's labels
         if res is not None:
@@ -282,15 +312,7 @@ class Distiller:
         """Per-class clean and PGD accuracy on a fixed stratified test subset (logging only, spec 2.4, 9)."""
         if self._tracking is None:
             self._tracking = stratified_subset(load_split(self.cfg.dataset, "test"), self.d.track_per_class)
-        a = self.cfg.attack
-        attacks = {"clean": Clean(self.student),
-                   "pgd": PGD(self.student, eps=a.eps, alpha=a.alpha, steps=a.pgd_steps, seed=0)}
-        df = evaluate(self.student, self._tracking, attacks, batch_size=a.eval_batch_size, device=self.device,
-                      progress=False)
-        out: dict[str, float] = {}
-        for name, g in df.groupby("attack"):
-            out[f"acc_{name}"] = float(g["correct"].sum() / g["count"].sum())
-            out.update({f"acc_{name}_{int(c)}": float(v) for c, v in zip(g["class_index"], g["accuracy"])})
+        out = tracking_row(self.student, self._tracking, self.cfg.attack, self.device)
         if out["acc_clean"] > self.best_clean:
             self.best_clean = out["acc_clean"]
             self.best_state = {k: v.detach().cpu().clone() for k, v in self.student.state_dict().items()}
@@ -326,6 +348,7 @@ class Distiller:
                 "generator": self.G.state_dict(), "pool": self.pool.state_dict(), "p": self.p, "D": self.D,
                 "rows": self.rows, "best_clean": self.best_clean, "best_state": self.best_state,
                 "rng": rng_state(), "extra": self.extra_state(), "config": self.cfg.to_dict(),
+                "agree": (self.agree, self.agree_y),
                 # the released variant's probe updates the teacher's BN statistics (D4): keep them
                 "teacher": self.teacher.state_dict() if self.d.probe_teacher_mode == "train_leak" else None}
 
@@ -358,6 +381,7 @@ class Distiller:
         self.p, self.D, self.rows = s["p"], s["D"], s["rows"]
         self.best_clean, self.best_state = s["best_clean"], s["best_state"]
         self.load_extra_state(s["extra"])
+        self.agree, self.agree_y = s.get("agree", (self.agree, self.agree_y))
         if s.get("teacher") is not None:
             self.teacher.load_state_dict(s["teacher"])
         set_rng_state(s["rng"])
@@ -370,6 +394,17 @@ class Distiller:
         self.student.load_state_dict(s["student"])
         return DistillResult(self.cfg, self.student.eval(), pd.DataFrame(s["history"]), self.run_dir, self.key,
                              s["best_clean"])
+
+
+def agreement_columns(prefix: str, agree: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """`prefix` (overall), `prefix_worst` (lowest class; classes without samples are skipped) and `prefix_<c>`."""
+    counts = torch.bincount(y, minlength=num_classes).float()
+    hits = torch.bincount(y, weights=agree, minlength=num_classes).float()
+    per_class = torch.where(counts > 0, hits / counts.clamp(min=1), torch.full_like(counts, float("nan")))
+    present = per_class[counts > 0]
+    return {prefix: float(agree.mean()) if len(agree) else float("nan"),
+            f"{prefix}_worst": float(present.min()) if len(present) else float("nan"),
+            **{f"{prefix}_{c}": float(v) for c, v in enumerate(per_class)}}
 
 
 def _custom_suffix(*pieces: Callable | None) -> str:

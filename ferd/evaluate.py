@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ferd import metrics
-from ferd.attacks import Attack, Clean, TargetedPGD
+from ferd.attacks import PGD, Attack, Clean, TargetedPGD
 from ferd.errors import ConfigError
 
 COLUMNS = ["attack", "class_index", "class_name", "correct", "count", "accuracy"]
@@ -241,3 +241,17 @@ def targeted_success_matrix(model: nn.Module, split: Any, eps: float, alpha: flo
             column[j] = np.nan
             success[:, j] = column
     return success
+
+
+def tracking_row(model: nn.Module, split: Any, attack_cfg: Any, device: str | torch.device) -> dict[str, float]:
+    """Clean and PGD accuracy during training (logging only, spec 2.4 and 9): `acc_<attack>` overall,
+    `worst_<attack>` of the worst class and `acc_<attack>_<c>` per class. `attack_cfg` is a `config.AttackConfig`."""
+    a = attack_cfg
+    attacks = {"clean": Clean(model), "pgd": PGD(model, eps=a.eps, alpha=a.alpha, steps=a.pgd_steps, seed=0)}
+    df = evaluate(model, split, attacks, batch_size=a.eval_batch_size, device=device, progress=False)
+    out: dict[str, float] = {}
+    for name, g in df.groupby("attack"):
+        out[f"acc_{name}"] = float(g["correct"].sum() / g["count"].sum())
+        out[f"worst_{name}"] = float(g["accuracy"].min())
+        out.update({f"acc_{name}_{int(c)}": float(v) for c, v in zip(g["class_index"], g["accuracy"])})
+    return out

@@ -15,7 +15,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # with 10 the UTAE/KL-PGD attack was the largest piece of a run (benchmarks/README.md)
     "cpu": {"distill.channels_last": True, "distill.utae_steps": 5},
     "smoke": {
-        "teacher.epochs": 1, "teacher.train_size": 512, "teacher.milestones": (), "teacher.attack_steps": 2,
+        "teacher.arch": "fmnist-cnn", "teacher.method": "pgd_at", "teacher.epochs": 1, "teacher.train_size": 512,
+        "teacher.milestones": (), "teacher.attack_steps": 2, "teacher.track_per_class": 0,
         "distill.batch_size": 32, "distill.epochs": 3, "distill.warmup": 1, "distill.n_g": 2,
         "distill.n_s": 2, "distill.ib_steps": 5, "distill.probe_steps": 3, "distill.utae_steps": 3,
         "distill.eval_every": 1, "distill.snapshot_every": 1, "distill.track_per_class": 4, "distill.dfhl_n_g": 2, "distill.dfhl_hee_steps": 2,

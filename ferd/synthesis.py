@@ -1,27 +1,32 @@
-"""FERD's generation stage (spec 5.2-5.4): one round of N_G generator steps that yields the kept batch.
+"""The generation stage (spec 5.2-5.4): one generator round, shared by FERD and every generator baseline.
 
-The generator is re-initialised, latents are fresh and trainable, and each step minimises
-5 L_bn + 1 L_adv + 1 L_oh + 5 L_uni on the augmented batch. The un-augmented batch of the step with the
-lowest loss is kept (tracked on the device, without a host sync per step); the last step's augmented batch
-is returned for the robustness probe (spec 5.6, `probe_batch = last_augmented`).
+`generation_round` runs N_G Adam steps on a generator and its latents against an objective and keeps the
+un-augmented batch of the lowest-loss step (tracked on the device, without a host sync per step); the last
+step's augmented batch is returned for the robustness probe (spec 5.6, `probe_batch = last_augmented`).
+`ferd_objective` is FERD's: 5 L_bn + 1 L_adv + 1 L_oh + 5 L_uni (the weights are configurable), and
+`ferd_round` puts the two together, re-initialising the generator first unless the caller keeps it.
 """
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ferd.augment import augment
+from ferd.errors import ConfigError
 from ferd.fae import ib_fit, robust_mask, uniformity_loss
 from ferd.generator import reinit_generator
 from ferd.losses import BNStatsLoss, ikl, teacher_prior
 
 if TYPE_CHECKING:
     from ferd.parallel import Comm
+
+# objective(x_hat [B, C, H, W], y [B]) -> (total loss, {name: scalar tensor}) for one generator step
+GeneratorObjective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 @dataclass
@@ -54,60 +59,105 @@ def sample_labels(p: torch.Tensor, batch_size: int) -> torch.Tensor:
     return torch.multinomial(p.cpu().double(), batch_size, replacement=True).sort().values
 
 
-def ferd_round(teacher: nn.Module, student: nn.Module, G: nn.Module, bn: BNStatsLoss, y: torch.Tensor, *,
-               nz: int, steps: int, lr_g: float, lr_z: float, weights: tuple[float, float, float, float],
-               use_fae: bool, ib_steps: int, ib_lr: float, ib_beta: float, ib_noise: str, ikl_T2: float,
-               padding: int, device: torch.device, comm: Comm | None = None) -> SynthesisResult:
-    """One FERD generation round (spec 5.9, generation stage). `weights` = (bn, adv, oh, uni).
+def generation_round(G: nn.Module, z: torch.Tensor, y: torch.Tensor, objective: GeneratorObjective, *,
+                     steps: int, lr_g: float, lr_z: float, padding: int, frozen_nets: tuple[nn.Module, ...],
+                     comm: Comm | None = None) -> SynthesisResult:
+    """N_G Adam steps (betas 0.5, 0.999, a new optimiser per round) on G and the trainable latents z.
 
-    With `comm` (ferd.parallel) this rank optimises its slice of y and z, generator gradients are averaged
-    over ranks and the kept step is chosen on the rank-averaged loss; the result holds this rank's slice.
+    Each step: x = G(z), x_hat = augment(x) (differentiable crop + flip), `objective(x_hat, y)`; the
+    un-augmented x of the step with the lowest total (before that step's update) is kept (spec 5.2).
+    `frozen_nets` are put in eval mode and get no parameter gradients. G is not re-initialised here.
+    With `comm` (ferd.parallel) z and y are this rank's slices, generator gradients are averaged over ranks and
+    the kept step is chosen on the rank-averaged loss.
+    Returns the kept batch [B, C, H, W] in [0, 1], y, the last augmented batch and the kept step's parts.
     """
-    w_bn, w_adv, w_oh, w_uni = weights
-    y = y.to(device)
-    z = torch.randn(len(y), nz, device=device)
-    if comm is not None:  # every rank draws the same y and z (same seed) and keeps its slice
-        y, z = comm.shard(y), comm.shard(z)
-    z.requires_grad_(True)
-    reinit_generator(G)
+    if steps < 1:
+        raise ConfigError("generator steps", steps, "an integer >= 1 for a generator-based method")
     opt = torch.optim.Adam([{"params": G.parameters(), "lr": lr_g}, {"params": [z], "lr": lr_z}],
                            betas=(0.5, 0.999))
-    teacher.eval()
-    student.eval()
+    for net in frozen_nets:
+        net.eval()
     G.train()
-    best = torch.full((), float("inf"), device=device)
-    best_x = torch.zeros(0, device=device)
-    best_parts = torch.full((5,), float("nan"), device=device)  # stays NaN (caught by the loop) if no step is finite
-    probe_x = best_x
-    with frozen(teacher, student):
+    best = torch.full((), float("inf"), device=z.device)
+    best_x = best_parts = probe_x = None
+    names: list[str] = []
+    with frozen(*frozen_nets):
         for _ in range(steps):
             x = G(z)
-            xh = augment(x, padding=padding)
-            with bn.recording():
-                Z = teacher.features(xh)
-                t = teacher.head(Z)
-            l_bn = bn.loss()
-            l_oh = F.cross_entropy(t, y)
-            l_adv = -ikl(student(xh), t, teacher_prior(t, ikl_T2))
-            if use_fae and w_uni > 0:
-                # fae_term's steps without its float() diagnostics, which would sync the host every step
-                s_star = ib_fit(teacher.head, Z.detach(), y, steps=ib_steps, lr=ib_lr, beta=ib_beta, noise=ib_noise)
-                l_uni = uniformity_loss(teacher.head, Z, robust_mask(s_star, Z.detach()))
-            else:
-                l_uni = torch.zeros((), device=device)
-            loss = w_bn * l_bn + w_adv * l_adv + w_oh * l_oh + w_uni * l_uni
-            with torch.no_grad():
-                score = loss if comm is None else comm.mean(loss)  # ranks keep the same step
-                better = score < best
-                best = torch.where(better, score, best)
-                best_x = torch.where(better, x, best_x) if best_x.numel() else x.detach().clone()
-                best_parts = torch.where(better, torch.stack([l_bn, l_adv, l_oh, l_uni, loss]), best_parts)
-            probe_x = xh.detach()
+            x_hat = augment(x, padding=padding)
+            loss, parts = objective(x_hat, y)
+            with torch.no_grad():  # on the device: no host sync per step
+                score = loss.detach() if comm is None else comm.mean(loss.detach())  # ranks keep the same step
+                names = list(parts)
+                values = torch.stack([parts[k].detach().float() for k in names])
+                if best_x is None:  # a non-finite first loss stays kept, and the loop's finiteness check names it
+                    best_x, best_parts, best = x.detach().clone(), values, score
+                else:
+                    better = score < best
+                    best = torch.where(better, score, best)
+                    best_x = torch.where(better, x.detach(), best_x)
+                    best_parts = torch.where(better, values, best_parts)
+            probe_x = x_hat.detach()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if comm is not None:
                 comm.average_grads(G.parameters())
             opt.step()
-    names = ("gen_bn", "gen_adv", "gen_oh", "gen_uni", "gen_total")
-    parts = dict(zip(names, best_parts.tolist()))
-    return SynthesisResult(best_x.detach().clamp(0, 1), y, probe_x, parts)
+    return SynthesisResult(best_x.clamp(0, 1), y, probe_x, dict(zip(names, best_parts.tolist())))
+
+
+def ferd_objective(teacher: nn.Module, student: nn.Module, bn: BNStatsLoss, *,
+                   weights: tuple[float, float, float, float], use_fae: bool, ib_steps: int, ib_lr: float,
+                   ib_beta: float, ib_noise: str, ikl_T2: float) -> GeneratorObjective:
+    """FERD's generator objective (spec 5.3-5.4): w_bn L_bn + w_adv L_adv + w_oh L_oh + w_uni L_uni.
+
+    Parts: gen_bn, gen_adv, gen_oh, gen_uni, gen_total, and `nonrobust` (the fraction of non-robust channels of
+    the FAE mask, NaN without FAE: the health check of spec 8.0).
+    """
+    w_bn, w_adv, w_oh, w_uni = weights
+    fae = use_fae and w_uni > 0
+
+    def objective(xh: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with bn.recording():
+            Z = teacher.features(xh)
+            t = teacher.head(Z)
+        l_bn = bn.loss()
+        l_oh = F.cross_entropy(t, y)
+        l_adv = -ikl(student(xh), t, teacher_prior(t, ikl_T2))
+        if fae:
+            s_star = ib_fit(teacher.head, Z.detach(), y, steps=ib_steps, lr=ib_lr, beta=ib_beta, noise=ib_noise)
+            M = robust_mask(s_star, Z.detach())
+            l_uni = uniformity_loss(teacher.head, Z, M)
+            nonrobust = 1.0 - M.mean()
+        else:
+            l_uni = torch.zeros((), device=xh.device)
+            nonrobust = torch.full((), float("nan"), device=xh.device)
+        loss = w_bn * l_bn + w_adv * l_adv + w_oh * l_oh + w_uni * l_uni
+        return loss, {"gen_bn": l_bn, "gen_adv": l_adv, "gen_oh": l_oh, "gen_uni": l_uni, "gen_total": loss,
+                      "nonrobust": nonrobust}
+
+    return objective
+
+
+def ferd_round(teacher: nn.Module, student: nn.Module, G: nn.Module, bn: BNStatsLoss, y: torch.Tensor, *,
+               nz: int, steps: int, lr_g: float, lr_z: float, weights: tuple[float, float, float, float],
+               use_fae: bool, ib_steps: int, ib_lr: float, ib_beta: float, ib_noise: str, ikl_T2: float,
+               padding: int, device: torch.device, reset_generator: bool = True,
+               comm: Comm | None = None) -> SynthesisResult:
+    """One FERD generation round (spec 5.9, generation stage). `weights` = (bn, adv, oh, uni).
+
+    Fresh latents z ~ N(0, I) for the labels y; the generator is re-initialised first (the release, spec 5.2
+    step 3) unless `reset_generator` is False (the `cpu` profile keeps it across rounds, `generator_reset`).
+    With `comm` (ferd.parallel) this rank optimises its slice of y and z; the result holds this rank's slice.
+    """
+    y = y.to(device)
+    z = torch.randn(len(y), nz, device=device)
+    if comm is not None:  # every rank draws the same y and z (same seed) and keeps its slice
+        y, z = comm.shard(y), comm.shard(z)
+    z.requires_grad_(True)
+    if reset_generator:
+        reinit_generator(G)
+    objective = ferd_objective(teacher, student, bn, weights=weights, use_fae=use_fae, ib_steps=ib_steps,
+                               ib_lr=ib_lr, ib_beta=ib_beta, ib_noise=ib_noise, ikl_T2=ikl_T2)
+    return generation_round(G, z, y, objective, steps=steps, lr_g=lr_g, lr_z=lr_z, padding=padding,
+                            frozen_nets=(teacher, student), comm=comm)

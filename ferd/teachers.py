@@ -23,6 +23,7 @@ from ferd.attacks import KLPGD, PGD
 from ferd.config import Config, resolve_device
 from ferd.data import ImageSplit, load_split, stratified_subset
 from ferd.errors import CheckpointError, TrainingError
+from ferd.evaluate import tracking_row
 from ferd.models import create_model, get_entry
 from ferd.runtime import make_generator, rng_state, seed_everything, set_rng_state
 
@@ -115,6 +116,8 @@ def _train(cfg: Config, store: artifacts.ArtifactStore, key: str, device: torch.
     t = cfg.teacher
     seed_everything(cfg.seed)
     model = create_model(t.arch, num_classes=cfg.num_classes).to(device)
+    if cfg.distill.channels_last:  # speed only (NHWC convolutions on this CPU, benchmarks/README.md)
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=0.9, weight_decay=t.weight_decay)
     ckpt_path = store.path("teacher", key, "checkpoint.pt")
     start, rows = 1, []
@@ -159,10 +162,19 @@ def _train(cfg: Config, store: artifacts.ArtifactStore, key: str, device: torch.
                                     f"{epoch}, step {step}; the last good state is {last}")
             total += len(idx)
             bar.set_postfix(loss=f"{loss_sum / total:.3f}")
-        rows.append({"epoch": epoch, "lr": lr, "train_loss": loss_sum / total})
+        rows.append({"epoch": epoch, "lr": lr, "train_loss": loss_sum / total, **track_teacher(cfg, model, device)})
         artifacts.save_torch(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                          "epoch": epoch, "history": rows, "rng": rng_state()})
     return model.eval(), pd.DataFrame(rows)
+
+
+def track_teacher(cfg: Config, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
+    """Clean and PGD-20 accuracy per class on the first `track_per_class` test images of each class after an
+    epoch: the training curves of chapter 1 (logging only; the attacks use their own seeded generators)."""
+    n = cfg.teacher.track_per_class
+    if not n:
+        return {}
+    return tracking_row(model, stratified_subset(load_split(cfg.dataset, "test"), n), cfg.attack, device)
 
 
 def load_state_dict_checked(model: torch.nn.Module, state: dict[str, Any], source: str,

@@ -4,7 +4,7 @@
 "fair_rslad"). Plain DFRD is not here: it is the `dfrd_plain` preset of the FERD loop itself (baselines.md 2).
 Each class has a `label` for tables; approximations say "(approx.)".
 """
-from ferd.baselines.base import Baseline, generation_round
+from ferd.baselines.base import Baseline
 from ferd.baselines.derd import DERD, combine_gradients, pcgrad, stochastic_sign
 from ferd.baselines.dfard import DFARD
 from ferd.baselines.dfhl import DFHL, HighEntropy, strong_augment
@@ -27,6 +27,4 @@ __all__ = [
     "DERD", "combine_gradients", "pcgrad", "stochastic_sign",
     # data-available references
     "RSLAD", "FairRSLAD", "KappaKLPGD", "fair_class_weights",
-    # shared generator round
-    "generation_round",
 ]

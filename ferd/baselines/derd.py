@@ -22,12 +22,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ferd import artifacts
-from ferd.baselines.base import Baseline, generation_round
+from ferd.baselines.base import Baseline
 from ferd.config import Config
 from ferd.errors import ConfigError
-from ferd.generator import reinit_generator
 from ferd.losses import BNStatsLoss, kl_divergence
-from ferd.synthesis import SynthesisResult
+from ferd.synthesis import SynthesisResult, generation_round
 from ferd.teachers import natural_teacher_config, train_teacher
 
 SGA_MODES = ("pcgrad", "stochastic_sign", "sum")
@@ -105,7 +104,7 @@ class DERD(Baseline):
 
     def synthesize(self, epoch: int) -> SynthesisResult:
         d = self.d
-        reinit_generator(self.G)
+        self.reset_generator(epoch)
         y = self.uniform_labels()
         z = torch.randn(len(y), d.nz, device=self.device, requires_grad=True)
         w_bn, w_adv, w_oh = d.gen_loss_weights[:3]

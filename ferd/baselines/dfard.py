@@ -22,11 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ferd.baselines.base import RSLAD_ADV, RSLAD_NAT, Baseline, generation_round
+from ferd.baselines.base import RSLAD_ADV, RSLAD_NAT, Baseline
 from ferd.errors import ConfigError
-from ferd.generator import reinit_generator
 from ferd.losses import kl_divergence
-from ferd.synthesis import SynthesisResult
+from ferd.synthesis import SynthesisResult, generation_round
 
 TAU_RANGE = (1.0, 10.0)  # ITA clip (baselines.md 4)
 ITA_BATCHES = 10  # dL/dtau is averaged over the epoch's last 10 student batches
@@ -72,7 +71,7 @@ class DFARD(Baseline):
         """Reset G, uniform labels, N_G steps on the AGB-weighted terms; the kept batch is the step with the lowest
         weighted total (the weights move a little between steps; the skeleton's rule is kept) [our reading]."""
         d = self.d
-        reinit_generator(self.G)
+        self.reset_generator(epoch)
         y = self.uniform_labels()
         z = torch.randn(len(y), d.nz, device=self.device, requires_grad=True)
         w_bn, w_adv, w_oh = d.gen_loss_weights[:3]

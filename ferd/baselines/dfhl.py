@@ -17,11 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ferd.attacks import Attack, sign_ascent
-from ferd.baselines.base import Baseline, generation_round
+from ferd.baselines.base import Baseline
 from ferd.errors import ConfigError
 from ferd.generator import Generator
 from ferd.losses import entropy
-from ferd.synthesis import SynthesisResult
+from ferd.synthesis import SynthesisResult, generation_round
 
 
 def strong_augment(x: Tensor, crop: tuple[float, float] = (0.95, 1.0), noise: float = 0.001,

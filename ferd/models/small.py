@@ -1,6 +1,8 @@
 """Small models of the CPU profile (Fashion-MNIST, 1x28x28; spec §8).
 
-- "fmnist-cnn": the BN-CNN teacher (~94k parameters). Its split point is the third conv's BN output,
+- "fmnist-cnn-large": the `cpu` profile's teacher: the same layout with widths 64/128/256 and a head that keeps
+  a coarse spatial layout (ReLU -> 3x3 average pool -> linear), ~0.5M parameters.
+- "fmnist-cnn": the spec's BN-CNN teacher (~94k parameters; the smoke profile's teacher). Its split point is the third conv's BN output,
   pre-activation, Z = [B, 128*width, 7, 7]. `width=0.5` gives the spec §8 "same layout, 16/32/64" student.
 - "fmnist-resnet": a small ResNet student (stride-2 stem, BasicBlocks 16/32/64, ~78k parameters).
 - "fmnist-mobilenet": a small MobileNet-V2-style student (stride-2 stem, inverted residuals, ~51k parameters).
@@ -28,25 +30,33 @@ def conv_bn(in_ch: int, out_ch: int) -> list[nn.Module]:
 
 
 class FashionCNN(FerdModel):
-    """conv3x3-BN-ReLU-maxpool x2, conv3x3-BN (= Z) ; head ReLU -> GAP -> linear (spec §8)."""
+    """conv3x3-BN-ReLU-maxpool x2, conv3x3-BN (= Z) ; head ReLU -> GAP or flatten -> linear (spec §8).
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: float = 1.0):
+    `head_pool=k` average-pools Z to k x k before the linear layer: k = 1 is global average pooling (the spec's
+    head); k > 1 keeps a coarse spatial layout (where the sleeves and the collar are), which global pooling loses.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: float = 1.0,
+                 widths: tuple[int, int, int] = (32, 64, 128), head_pool: int = 1):
         super().__init__()
         if not width > 0:
             raise ConfigError("width", width, "a float > 0")
-        c1, c2, c3 = (max(1, round(c * width)) for c in (32, 64, 128))
+        if not (isinstance(head_pool, int) and 1 <= head_pool <= 7):
+            raise ConfigError("head_pool", head_pool, "an int in [1, 7]")
+        c1, c2, c3 = (max(1, round(c * width)) for c in widths)
         self.body = nn.Sequential(
             *conv_bn(in_channels, c1), nn.ReLU(), nn.MaxPool2d(2),  # 28 -> 14
             *conv_bn(c1, c2), nn.ReLU(), nn.MaxPool2d(2),  # 14 -> 7
             *conv_bn(c2, c3),  # split point l: BN output, before its ReLU
         )
-        self.linear = nn.Linear(c3, num_classes)
+        self.head_pool = head_pool
+        self.linear = nn.Linear(c3 * head_pool * head_pool, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)  # [B, c3, H/4, W/4]
 
     def head(self, z: torch.Tensor) -> torch.Tensor:
-        return self.linear(F.adaptive_avg_pool2d(F.relu(z), 1).flatten(1))
+        return self.linear(F.adaptive_avg_pool2d(F.relu(z), self.head_pool).flatten(1))
 
 
 class SmallResNet(FerdModel):
@@ -81,6 +91,14 @@ FMNIST_MOBILENET_SETTING = ((1, 8, 1, 1), (4, 16, 2, 2), (4, 24, 2, 2), (4, 48, 
                 checkpoint_key_adapter=strip_prefix)
 def fmnist_cnn(num_classes: int = 10, in_channels: int = 1, width: float = 1.0) -> FashionCNN:
     return FashionCNN(num_classes, in_channels, width)
+
+
+@register_model("fmnist-cnn-large", family="small", input_size=(1, 28, 28), default_num_classes=10,
+                paper_role="CPU-profile teacher (issue 10: ~0.5M parameters, 6-10x its students, as the paper's 4-20x)",
+                split="third conv's BN output, pre-activation (Z [B,256,7,7]); head = ReLU -> 3x3 average pool -> linear",
+                checkpoint_key_adapter=strip_prefix)
+def fmnist_cnn_large(num_classes: int = 10, in_channels: int = 1, head_pool: int = 3) -> FashionCNN:
+    return FashionCNN(num_classes, in_channels, widths=(64, 128, 256), head_pool=head_pool)
 
 
 @register_model("fmnist-resnet", family="small", input_size=(1, 28, 28), default_num_classes=10,
