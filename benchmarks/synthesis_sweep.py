@@ -86,7 +86,8 @@ def replicate(profile: str, setting: str, rounds: int, seed: int, teacher_checkp
     return {"setting": setting or "(profile)", "profile": profile, "teacher": teacher_checkpoint or "profile", "seed": seed, "rounds": rounds,
             "batch_size": d.batch_size, "n_g": d.n_g, "agree_pool": cols["agree_pool"],
             "agree_pool_worst": cols["agree_pool_worst"], "nonrobust_mean": float(pd.Series(nonrobust).mean()),
-            "pixel_std": float(x.std(0).mean()), "seconds_per_round": seconds, "threads": torch.get_num_threads()}
+            "pixel_std": float(x.std(0).mean()), "seconds_per_round": seconds, "threads": torch.get_num_threads(),
+            **{k: v for k, v in cols.items() if k[len("agree_pool_"):].isdigit()}}
 
 
 def main(argv: list[str] | None = None) -> None:

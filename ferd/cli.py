@@ -4,6 +4,7 @@
     ferd distill  --profile cpu --preset ferd --student fmnist-resnet [--set gamma=0.5 --set seed=1]
     ferd evaluate --profile cpu --teacher                 # the teacher's per-class table
     ferd evaluate --profile cpu --preset ferd --student fmnist-resnet --out results/x.csv
+    ferd health   --profile cpu --preset ferd --preset dfrd_plain --out results/health_cpu.csv
     ferd book     --profile cpu [--only 05]
 
 Every command takes `--set KEY=VALUE` overrides (the same keys as `ferd.config.make_config`); values are
@@ -77,9 +78,14 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     from ferd.teachers import train_teacher
 
     cfg = _config(args)
-    _, history = train_teacher(cfg, _store(args), progress=not args.quiet)
+    _, history = train_teacher(cfg, _store(args), progress=not args.quiet, use_shipped=not args.retrain)
     print(history.to_string(index=False))
-    print(f"teacher {cfg.teacher.arch} ({cfg.teacher.method}) stored under key {cfg.key('teacher')}")
+    print(f"teacher {cfg.teacher.arch} ({cfg.teacher.method}) under key {cfg.key('teacher')}")
+    if args.ship:
+        from ferd.teachers import ship_teacher
+
+        command = "python -m ferd " + " ".join(a for a in args.argv if a != "--ship")
+        print(f"shipped as {ship_teacher(cfg, _store(args), command=command.strip())}")
     return 0
 
 
@@ -93,6 +99,25 @@ def cmd_distill(args: argparse.Namespace) -> int:
     for k in ("acc_clean", "acc_pgd", "student_loss", "max_p"):
         if k in last:
             print(f"  {k} = {last[k]:.4f}")
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """One health row per (preset, seed) run (spec 8.0), trained and evaluated first where the store lacks it."""
+    from ferd.health import health_table
+
+    base = _parse_sets(args.set)
+    if args.student:
+        base["student"] = args.student
+    cfgs = [make_config(args.profile, preset, {**base, "seed": seed})
+            for preset in (args.preset or ["ferd", "dfrd_plain"]) for seed in (args.seeds or [0])]
+    table = health_table(cfgs, _store(args), progress=not args.quiet)
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(table.to_string(index=False))
+    if args.out:
+        print(f"written {_write(table, args.out, Path(args.out))}")
     return 0
 
 
@@ -138,8 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ferd", description="FERD: fairness-enhanced data-free robustness "
                                      "distillation (reproducible companion).")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train-teacher", help="train (or load) the profile's robust teacher")
+    p = sub.add_parser("train-teacher", help="load the shipped teacher, or train (or load) the profile's teacher")
     _common(p, preset=False)
+    p.add_argument("--retrain", action="store_true", help="train into the artifact store even if a teacher ships")
+    p.add_argument("--ship", action="store_true", help="then copy it into ferd/shipped/ with its sha256 (maintainers)")
     p.set_defaults(func=cmd_train_teacher)
     p = sub.add_parser("distill", help="distil a student with a preset", formatter_class=argparse.RawTextHelpFormatter,
                        epilog="presets: " + ", ".join(PRESETS) + "\n\nconfig fields (use with --set):\n"
@@ -152,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--which", default="final", choices=["final", "best_clean"], help="student checkpoint")
     p.add_argument("--out", default=None, help="CSV path for the per-class table (default under results/)")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("health", help="was each run healthy? agreement, FAE mask, class weights, student vs teacher")
+    _common(p, preset=False)
+    p.add_argument("--preset", action="append", choices=list(PRESETS), help="repeat for several (default: ferd, "
+                   "dfrd_plain)")
+    p.add_argument("--student", default=None, help="student architecture (default: the profile's)")
+    p.add_argument("--seeds", type=int, nargs="*", default=None, help="seeds (default: 0)")
+    p.add_argument("--out", default=None, help="CSV path for the table")
+    p.set_defaults(func=cmd_health)
     p = sub.add_parser("book", help="execute every chapter with papermill, then build the Jupyter Book")
     p.add_argument("--profile", default="cpu", choices=list(PROFILES))
     p.add_argument("--only", default=None, help="execute only this chapter (e.g. 05)")
@@ -165,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except FerdError as err:

@@ -34,8 +34,9 @@ from ferd.evaluate import evaluate, summarize
 from ferd.teachers import natural_teacher_config, train_teacher
 
 
-def teacher(cfg: Config, store: artifacts.ArtifactStore | None = None, progress: bool = True) -> nn.Module:
-    return train_teacher(cfg, store, progress)[0]
+def teacher(cfg: Config, store: artifacts.ArtifactStore | None = None, progress: bool = True,
+            use_shipped: bool = True) -> nn.Module:
+    return train_teacher(cfg, store, progress, use_shipped=use_shipped)[0]
 
 
 def natural_teacher(cfg: Config, store: artifacts.ArtifactStore | None = None, progress: bool = True) -> nn.Module:
@@ -96,10 +97,13 @@ def evaluate_model(cfg: Config, model: nn.Module, kind: str, key: str,
     return pd.concat(frames, ignore_index=True)
 
 
-def evaluate_teacher(cfg: Config, store: artifacts.ArtifactStore | None = None, progress: bool = True
-                     ) -> pd.DataFrame:
-    model = teacher(cfg, store, progress)
-    return _label(evaluate_model(cfg, model, "teacher", cfg.key("teacher"), store, progress), cfg, "teacher")
+def evaluate_teacher(cfg: Config, store: artifacts.ArtifactStore | None = None, progress: bool = True,
+                     use_shipped: bool = True) -> pd.DataFrame:
+    """Per-class table of the teacher: the shipped one, or (`use_shipped=False`) the one trained into the store,
+    whose tables are cached apart (both share the teacher key)."""
+    model = teacher(cfg, store, progress, use_shipped)
+    kind = "teacher" if use_shipped else "teacher-retrained"
+    return _label(evaluate_model(cfg, model, kind, cfg.key("teacher"), store, progress), cfg, "teacher")
 
 
 def evaluate_student(cfg: Config, which: str = "final", store: artifacts.ArtifactStore | None = None,

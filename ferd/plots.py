@@ -290,6 +290,41 @@ def class_curves(x, values, class_names: Iterable[str], ax: plt.Axes | None = No
     return fig
 
 
+def epoch_lines(curves, ax: plt.Axes | None = None, bars: Iterable[tuple[float, str]] = (),
+                title: str | None = None, xlabel: str = "epoch", ylabel: str | None = None,
+                percent: bool = False, ylim: tuple[float, float] | None = None,
+                styles: dict | None = None) -> plt.Figure:
+    """Run-health signals over epochs: one line per named series, with dotted reference bars.
+
+    Args:
+        curves: {label: (x, y)}, e.g. {"ferd, whole pool": (hist["epoch"], hist["agree_pool"])}; NaN leaves a gap.
+        bars: (value, label) pairs drawn as dotted horizontal lines (a health bar such as 0.8, or 0 and 1 as the
+            degenerate ends of a fraction).
+        percent: show fractions (curves and bars) in percent.
+        styles: {label: matplotlib keyword dict} for particular series (e.g. a dashed worst class).
+    Returns: the Figure. Used for pool agreement (ch. 2, 4), the largest class weight (ch. 3) and the FAE mask's
+    non-robust fraction (ch. 4).
+    """
+    fig, ax = _figure_axes(ax, (6.5, 3.4))
+    scale = 100.0 if percent else 1.0
+    styles = styles or {}
+    for i, (label, (x, y)) in enumerate(curves.items()):
+        kw = {"marker": "o", "ms": 3, "color": f"C{i}", **styles.get(label, {})}
+        ax.plot(np.asarray(x, dtype=float), scale * np.asarray(y, dtype=float), label=label, **kw)
+    for j, (value, label) in enumerate(bars):  # dotted, in shades of grey so that two bars stay apart
+        ax.axhline(scale * value, color=("black", "dimgray", "darkgray")[j % 3], ls=":", lw=1.4, label=label)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # epochs are whole numbers
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(scale * ylim[0], scale * ylim[1])
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: never hides a line
+    return fig
+
+
 def tsne_embedding(features, perplexity: float = 30.0, max_iter: int = 1000, random_state: int = 0) -> np.ndarray:
     """2-D t-SNE of feature vectors [N, K] (spec 9: perplexity 30, 1,000 iterations, random state 0).
 

@@ -9,6 +9,8 @@ choice. Checkpoints live in the artifact store under `teacher/<cfg.key('teacher'
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -76,16 +78,71 @@ def training_subset(cfg: Config) -> ImageSplit:
     return train
 
 
-def train_teacher(cfg: Config, store: artifacts.ArtifactStore | None = None, progress: bool = True
-                  ) -> tuple[torch.nn.Module, pd.DataFrame]:
-    """Train (or resume, or load) the configured teacher; return it in eval mode with its history.
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+MANIFEST = "teachers.json"
 
+
+def shipped_teachers() -> dict[str, dict[str, Any]]:
+    """The teachers shipped with the package (`ferd/shipped/teachers.json`), by teacher key."""
+    path = SHIPPED_DIR / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def shipped_teacher_path(cfg: Config) -> Path | None:
+    """The shipped checkpoint of `cfg`'s teacher, its sha256 checked, or None when none is shipped for its key.
+
+    A checkpoint whose bytes do not match the manifest's sha256 raises CheckpointError naming both sums.
+    """
+    entry = shipped_teachers().get(cfg.key("teacher"))
+    if entry is None:
+        return None
+    path = SHIPPED_DIR / entry["file"]
+    if not path.exists():
+        raise CheckpointError(f"shipped teacher {path} is listed in {MANIFEST} but missing")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != entry["sha256"]:
+        raise CheckpointError(f"shipped teacher {path} has sha256 {digest}, but {MANIFEST} records {entry['sha256']}")
+    return path
+
+
+def ship_teacher(cfg: Config, store: artifacts.ArtifactStore | None = None, command: str = "") -> Path:
+    """Copy the store's finished teacher of `cfg` into `ferd/shipped/` and record it in the manifest (sha256,
+    provenance, the command that trained it), so that every later run loads it instead of training."""
+    store = store or artifacts.ArtifactStore()
+    key = cfg.key("teacher")
+    src = store.path("teacher", key, "teacher.pt")
+    blob = artifacts.load_torch(src)  # checksum-verified
+    name = f"teacher_{cfg.dataset}_{cfg.teacher.arch}_{key}.pt"
+    data = src.read_bytes()
+    artifacts.write_atomic(SHIPPED_DIR / name, data)
+    (SHIPPED_DIR / (name + ".sha256")).unlink(missing_ok=True)  # the manifest holds the sum
+    manifest = shipped_teachers()
+    prov = blob.get("provenance", {})
+    manifest[key] = {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                     "arch": cfg.teacher.arch, "dataset": cfg.dataset, "recipe": dataclasses.asdict(cfg.teacher),
+                     "eps": cfg.attack.eps, "command": command, "git_commit": prov.get("git_commit"),
+                     "torch_version": prov.get("torch_version"), "created": prov.get("created")}
+    artifacts.write_atomic(SHIPPED_DIR / MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    (SHIPPED_DIR / (MANIFEST + ".sha256")).unlink(missing_ok=True)
+    return SHIPPED_DIR / name
+
+
+def train_teacher(cfg: Config, store: artifacts.ArtifactStore | None = None, progress: bool = True,
+                  use_shipped: bool = True) -> tuple[torch.nn.Module, pd.DataFrame]:
+    """Load the shipped teacher, or train (or resume, or load) the configured teacher; return it in eval mode
+    with its history.
+
+    The teacher of the `cpu` profile ships with the package (`ferd/shipped/`, sha256-checked) and is loaded
+    unless `use_shipped=False`, which trains it again into the artifact store (chapter 1's `retrain_teacher`).
     A checkpoint is written after every epoch; a killed run restarts from the last finished epoch.
     """
+    device = torch.device(resolve_device(cfg.device))
+    shipped = shipped_teacher_path(cfg) if use_shipped else None
+    if shipped is not None:
+        return _from_final(cfg, shipped, device)
     store = store or artifacts.ArtifactStore()
     key = cfg.key("teacher")
     final = store.path("teacher", key, "teacher.pt")
-    device = torch.device(resolve_device(cfg.device))
     if not final.exists():
         training_subset(cfg)  # a missing dataset fails here (DataError) before anything is written to the store
     with artifacts.locked(final):
@@ -105,7 +162,9 @@ def train_teacher(cfg: Config, store: artifacts.ArtifactStore | None = None, pro
 
 
 def _from_final(cfg: Config, path: Path, device: torch.device) -> tuple[torch.nn.Module, pd.DataFrame]:
-    blob = artifacts.load_torch(path)
+    # the store's checksum file, or (shipped) the manifest's sum, checked by shipped_teacher_path
+    blob = (torch.load(path, map_location="cpu", weights_only=False) if path.parent == SHIPPED_DIR
+            else artifacts.load_torch(path))
     model = create_model(cfg.teacher.arch, num_classes=cfg.num_classes).to(device)
     load_state_dict_checked(model, blob["state_dict"], str(path))
     return model.eval(), pd.DataFrame(blob["history"])

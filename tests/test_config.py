@@ -90,3 +90,25 @@ def test_every_preset_builds_for_every_profile():
         for preset in PRESETS:
             make_config(profile, preset, overrides={"device": "cpu"})
     assert set(ABLATION_PRESETS) <= set(PRESETS)
+
+
+def test_generator_reset_choices():
+    assert make_config("paper").distill.generator_reset == "every_round"  # the release (spec 5.2)
+    with pytest.raises(ConfigError, match="generator_reset"):
+        make_config("cpu", overrides={"generator_reset": "sometimes"})
+
+
+def test_every_departure_of_the_miniature_is_listed_and_the_paper_profile_keeps_the_release():
+    """Issue 10: each departure from the released code is a switch, labelled in the book's list of differences."""
+    from pathlib import Path
+
+    from ferd.profiles import MINIATURE
+
+    page = (Path(__file__).resolve().parent.parent / "book" / "differences.md").read_text()
+    paper, cpu = make_config("paper"), make_config("cpu")
+    for key, value in MINIATURE.items():
+        field = key.split(".")[-1]
+        assert f"`{field}`" in page, f"{key} is not in book/differences.md"
+        section, name = key.split(".")
+        assert getattr(getattr(cpu, section), name) == value
+        assert getattr(getattr(paper, section), name) != value  # the paper profile keeps the release's value

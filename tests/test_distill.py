@@ -107,3 +107,39 @@ def test_custom_pieces_are_keyed_by_their_source(smoke_store, smoke_teacher):
     dirs = {Distiller(cfg, teacher=smoke_teacher, store=smoke_store, class_weight_rule=r, progress=False).run_dir
             for r in (rule_a, rule_b, None)}
     assert len(dirs) == 3
+
+
+def test_health_columns_are_logged_every_epoch(smoke_store, smoke_teacher):
+    """Spec 8.0: agreement (kept batch and pool, per class), the FAE non-robust fraction and max p, per epoch."""
+    res = run(_cfg(), teacher=smoke_teacher, store=smoke_store, progress=False)
+    h = res.history
+    for col in ("agree_kept", "agree_pool", "agree_pool_worst", "nonrobust", "max_p", "agree_pool_0"):
+        assert h[col].between(0, 1).all(), col
+    assert (h["agree_pool_worst"] <= h["agree_pool"]).all()
+    # the pool's agreement is the teacher's on the whole pool, recomputed here from the checkpoint
+    x, y = res.pool()
+    with torch.no_grad():
+        agree = (smoke_teacher(x).argmax(1) == y).float().mean()
+    assert float(agree) == pytest.approx(h["agree_pool"].iloc[-1])
+    no_fae = run(_cfg("ferd_no_fae"), teacher=smoke_teacher, store=smoke_store, progress=False).history
+    assert no_fae["nonrobust"].isna().all()  # no mask without FAE
+
+
+@pytest.mark.parametrize("reset", ["every_round", "never"])
+def test_generator_reset_switch(smoke_teacher, smoke_store, reset):
+    """The release re-initialises G every round; `generator_reset = never` keeps what it learnt (issue 10)."""
+    d = Distiller(_cfg(generator_reset=reset), teacher=smoke_teacher, store=smoke_store, progress=False)
+    d.synthesize(1)
+    after_first = {k: v.clone() for k, v in d.G.state_dict().items()}
+    calls = []
+    import ferd.distill as distill_module
+    original = distill_module.reinit_generator
+    assert d.resets_generator(1) and d.resets_generator(2) == (reset == "every_round")
+    try:
+        distill_module.reinit_generator = lambda G, *a, **k: calls.append(1) or original(G, *a, **k)
+        d.reset_generator(2)
+    finally:
+        distill_module.reinit_generator = original
+    assert len(calls) == (1 if reset == "every_round" else 0)
+    kept = all(torch.equal(after_first[k], v) for k, v in d.G.state_dict().items())
+    assert kept == (reset == "never")

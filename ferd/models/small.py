@@ -1,7 +1,7 @@
 """Small models of the CPU profile (Fashion-MNIST, 1x28x28; spec §8).
 
 - "fmnist-cnn-large": the `cpu` profile's teacher: the same layout with widths 64/128/256 and a head that keeps
-  a coarse spatial layout (ReLU -> 3x3 average pool -> linear), ~0.5M parameters.
+  a coarse spatial layout (ReLU -> 3x3 average pool -> linear), 393k parameters.
 - "fmnist-cnn": the spec's BN-CNN teacher (~94k parameters; the smoke profile's teacher). Its split point is the third conv's BN output,
   pre-activation, Z = [B, 128*width, 7, 7]. `width=0.5` gives the spec §8 "same layout, 16/32/64" student.
 - "fmnist-resnet": a small ResNet student (stride-2 stem, BasicBlocks 16/32/64, ~78k parameters).
@@ -94,7 +94,7 @@ def fmnist_cnn(num_classes: int = 10, in_channels: int = 1, width: float = 1.0) 
 
 
 @register_model("fmnist-cnn-large", family="small", input_size=(1, 28, 28), default_num_classes=10,
-                paper_role="CPU-profile teacher (issue 10: ~0.5M parameters, 6-10x its students, as the paper's 4-20x)",
+                paper_role="CPU-profile teacher (issue 10: 393k parameters, 5-8x its students, as the paper's 4-20x)",
                 split="third conv's BN output, pre-activation (Z [B,256,7,7]); head = ReLU -> 3x3 average pool -> linear",
                 checkpoint_key_adapter=strip_prefix)
 def fmnist_cnn_large(num_classes: int = 10, in_channels: int = 1, head_pool: int = 3) -> FashionCNN:

@@ -1,0 +1,47 @@
+"""Run health (spec 8.0): the checks name what a run misses, and a smoke run yields a complete row."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ferd.config import make_config
+from ferd.health import failed_checks, run_health
+
+HEALTHY = {"agree_pool": 0.9, "agree_pool_worst": 0.7, "nonrobust_mean": 0.6, "max_p_above": 0.0,
+           "clean": 0.80, "clean_worst": 0.5, "pgd": 0.6, "pgd_worst": 0.3, "teacher_clean": 0.88,
+           "teacher_pgd": 0.72}
+
+
+def test_a_healthy_row_passes():
+    assert failed_checks(HEALTHY) == []
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"agree_pool": 0.057}, "pool agreement 6% < 80%"),
+    ({"agree_pool_worst": 0.0}, "worst-class agreement 0% < 50%"),
+    ({"nonrobust_mean": 1.0}, "FAE mask degenerate (100% non-robust)"),
+    ({"nonrobust_mean": 0.0}, "FAE mask degenerate (0% non-robust)"),
+    ({"max_p_above": 0.9}, "class weights collapsed"),
+    ({"clean": 0.5}, "clean 50% < 85% of the teacher's"),
+    ({"pgd": 0.3}, "PGD 30% < 75% of the teacher's"),
+    ({"clean_worst": 0.0}, "a class at 0% clean"),
+])
+def test_each_precondition_is_named_when_missed(change, words):
+    failed = failed_checks({**HEALTHY, **change})
+    assert len(failed) == 1 and failed[0].startswith(words)
+
+
+def test_data_available_methods_skip_the_synthesis_checks():
+    row = {**HEALTHY, "agree_pool": math.nan, "agree_pool_worst": math.nan, "nonrobust_mean": math.nan}
+    assert failed_checks(row, uses_generator=False) == []
+    assert len(failed_checks(row, uses_generator=True)) == 2  # NaN agreement fails where a generator ran
+
+
+def test_run_health_of_a_smoke_run(smoke_store, smoke_teacher):
+    cfg = make_config("smoke", "ferd", overrides={"attack.attacks": ("clean", "pgd")})
+    row = run_health(cfg, smoke_store)
+    assert row["preset"] == "ferd" and 0 <= row["agree_pool"] <= 1 and 0 <= row["nonrobust_mean"] <= 1
+    assert 0 <= row["pgd"] <= row["clean"] <= 1 and 0 <= row["teacher_clean"] <= 1
+    assert isinstance(row["failed"], str)  # a smoke run is not healthy: its failures are listed, not hidden
+    assert "agreement" in row["failed"] or row["agree_pool"] >= 0.8
