@@ -74,7 +74,8 @@ def replicate(profile: str, setting: str, rounds: int, seed: int, teacher_checkp
         res = ferd_round(teacher, student, G, bn, y, nz=d.nz, steps=d.n_g, lr_g=d.lr_g, lr_z=d.lr_z,
                          weights=tuple(d.gen_loss_weights), use_fae=d.use_fae, ib_steps=d.ib_steps, ib_lr=d.ib_lr,
                          ib_beta=d.ib_beta, ib_noise=d.ib_noise, ikl_T2=d.ikl_T2, padding=d.aug_padding,
-                         device=torch.device("cpu"), reset_generator=d.generator_reset == "every_round" or r == 0)
+                         device=torch.device("cpu"), reset_generator=d.generator_reset == "every_round" or r == 0,
+                         flip=d.aug_flip)
         xs.append(res.x)
         ys.append(res.y)
         nonrobust.append(res.parts["nonrobust"])

@@ -109,6 +109,7 @@ class DistillConfig:
     utae_target: str = "student"
     utae_steps: int = 10
     aug_padding: int = 2
+    aug_flip: bool = True  # the release's random horizontal flip; Fashion-MNIST's shoes all point left (M7)
     pool_dtype: str = "float32"
     eval_every: int = 5
     track_per_class: int = 50  # per-class clean/PGD tracking on the first n test images of each class (100 cost

@@ -90,6 +90,7 @@ class Distiller:
     """FERD and its ablations; baselines subclass it (ferd.baselines)."""
 
     uses_generator = True  # False for data-available references that train on real images
+    labels_by_sampling = True  # False where the pool's labels are the teacher's prediction (DFHL): no agreement check
     relative_cost = 1.0  # wall time of a run relative to FERD's, for scheduling parallel runs only
 
     @classmethod
@@ -143,7 +144,7 @@ class Distiller:
                          lr_g=d.lr_g, lr_z=d.lr_z, weights=weights, use_fae=d.use_fae, ib_steps=d.ib_steps,
                          ib_lr=d.ib_lr, ib_beta=d.ib_beta, ib_noise=d.ib_noise, ikl_T2=d.ikl_T2,
                          padding=d.aug_padding, device=self.device, reset_generator=self.resets_generator(epoch),
-                         comm=self.comm)
+                         flip=d.aug_flip, comm=self.comm)
         if self.comm is not None:  # every rank appends the whole batch, in label order (ferd.parallel)
             res = self.comm.gather_round(res, y)
         self.pool.append(res.x, res.y)
@@ -219,7 +220,7 @@ class Distiller:
         """One student update on a pool batch: x_F, UTAE x_U, IKL loss (spec 5.7-5.8)."""
         d = self.d
         x, y = self.next_batch()
-        x_f = augment(x, padding=d.aug_padding)
+        x_f = augment(x, padding=d.aug_padding, flip=d.aug_flip)
         with torch.no_grad():
             t = self.teacher(x_f)
         x_u = self.make_attack(epoch, step)(x_f, t)

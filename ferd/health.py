@@ -21,7 +21,9 @@ from ferd.config import Config
 
 # The bars of spec 8.0 / issue 10.
 MIN_AGREEMENT, MIN_CLASS_AGREEMENT = 0.80, 0.50
-MAX_WEIGHT = 0.6  # a class weight above this in most epochs means the softmax collapsed
+MAX_WEIGHT = 0.6  # a class weight above this ...
+MAX_WEIGHT_SHARE = 0.5  # ... in more than this share of the epochs means the softmax collapsed (spec 8 watch-outs)
+NONROBUST_BOUNDS = (0.01, 0.99)  # a mean non-robust fraction outside these is a degenerate FAE mask
 MIN_CLEAN_RATIO, MIN_PGD_RATIO, MIN_CLASS_CLEAN = 0.85, 0.75, 0.20
 
 
@@ -50,7 +52,10 @@ def run_health(cfg: Config, store: artifacts.ArtifactStore | None = None, progre
            "clean": acc(student, "clean", "avg"), "clean_worst": acc(student, "clean", "worst"),
            "pgd": acc(student, "pgd", "avg"), "pgd_worst": acc(student, "pgd", "worst"),
            "teacher_clean": acc(teacher, "clean", "avg"), "teacher_pgd": acc(teacher, "pgd", "avg")}
-    row["failed"] = "; ".join(failed_checks(row, uses_generator=experiments.distiller_class(cfg).uses_generator))
+    method = experiments.distiller_class(cfg)
+    if not method.labels_by_sampling:  # e.g. DFHL labels its pool with the teacher's own prediction: 100 % by design
+        row["agree_pool"] = row["agree_pool_worst"] = math.nan
+    row["failed"] = "; ".join(failed_checks(row, uses_generator=method.uses_generator and method.labels_by_sampling))
     return row
 
 
@@ -63,9 +68,9 @@ def failed_checks(row: dict, uses_generator: bool = True) -> list[str]:
         if not row["agree_pool_worst"] >= MIN_CLASS_AGREEMENT:
             out.append(f"worst-class agreement {row['agree_pool_worst']:.0%} < {MIN_CLASS_AGREEMENT:.0%}")
     nr = row["nonrobust_mean"]
-    if not math.isnan(nr) and not 0.01 < nr < 0.99:
+    if not math.isnan(nr) and not NONROBUST_BOUNDS[0] < nr < NONROBUST_BOUNDS[1]:
         out.append(f"FAE mask degenerate ({nr:.0%} non-robust)")
-    if row["max_p_above"] > 0.5:
+    if row["max_p_above"] > MAX_WEIGHT_SHARE:
         out.append(f"class weights collapsed (max p > {MAX_WEIGHT} in {row['max_p_above']:.0%} of epochs)")
     if not row["clean"] >= MIN_CLEAN_RATIO * row["teacher_clean"]:
         out.append(f"clean {row['clean']:.0%} < {MIN_CLEAN_RATIO:.0%} of the teacher's")

@@ -17,6 +17,7 @@ MINIATURE: dict[str, Any] = {
     "distill.gen_loss_weights": (5.0, 1.0, 10.0, 5.0),  # class term x10: the teacher recognises the pool (M1)
     "distill.ib_lr": 0.5,  # the IB noise can reach the robust threshold in 10 steps (M2)
     "distill.absent_class_policy": "carry_forward",  # a class absent from the probe keeps its last D_c (M3)
+    "distill.aug_flip": False,  # no horizontal flip: Fashion-MNIST's shoes all point left (M7)
 }
 
 PROFILES: dict[str, dict[str, Any]] = {

@@ -61,10 +61,11 @@ def sample_labels(p: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 def generation_round(G: nn.Module, z: torch.Tensor, y: torch.Tensor, objective: GeneratorObjective, *,
                      steps: int, lr_g: float, lr_z: float, padding: int, frozen_nets: tuple[nn.Module, ...],
-                     comm: Comm | None = None) -> SynthesisResult:
+                     flip: bool = True, comm: Comm | None = None) -> SynthesisResult:
     """N_G Adam steps (betas 0.5, 0.999, a new optimiser per round) on G and the trainable latents z.
 
-    Each step: x = G(z), x_hat = augment(x) (differentiable crop + flip), `objective(x_hat, y)`; the
+    Each step: x = G(z), x_hat = augment(x) (differentiable crop, and flip unless `flip` is False), `objective(x_hat,
+    y)`; the
     un-augmented x of the step with the lowest total (before that step's update) is kept (spec 5.2).
     `frozen_nets` are put in eval mode and get no parameter gradients. G is not re-initialised here.
     With `comm` (ferd.parallel) z and y are this rank's slices, generator gradients are averaged over ranks and
@@ -84,7 +85,7 @@ def generation_round(G: nn.Module, z: torch.Tensor, y: torch.Tensor, objective: 
     with frozen(*frozen_nets):
         for _ in range(steps):
             x = G(z)
-            x_hat = augment(x, padding=padding)
+            x_hat = augment(x, padding=padding, flip=flip)
             loss, parts = objective(x_hat, y)
             with torch.no_grad():  # on the device: no host sync per step
                 score = loss.detach() if comm is None else comm.mean(loss.detach())  # ranks keep the same step
@@ -142,12 +143,12 @@ def ferd_objective(teacher: nn.Module, student: nn.Module, bn: BNStatsLoss, *,
 def ferd_round(teacher: nn.Module, student: nn.Module, G: nn.Module, bn: BNStatsLoss, y: torch.Tensor, *,
                nz: int, steps: int, lr_g: float, lr_z: float, weights: tuple[float, float, float, float],
                use_fae: bool, ib_steps: int, ib_lr: float, ib_beta: float, ib_noise: str, ikl_T2: float,
-               padding: int, device: torch.device, reset_generator: bool = True,
+               padding: int, device: torch.device, reset_generator: bool = True, flip: bool = True,
                comm: Comm | None = None) -> SynthesisResult:
     """One FERD generation round (spec 5.9, generation stage). `weights` = (bn, adv, oh, uni).
 
     Fresh latents z ~ N(0, I) for the labels y; the generator is re-initialised first (the release, spec 5.2
-    step 3) unless `reset_generator` is False (the `cpu` profile keeps it across rounds, `generator_reset`).
+    step 3) unless `reset_generator` is False (`generator_reset = "never"`: G keeps what it learnt across rounds).
     With `comm` (ferd.parallel) this rank optimises its slice of y and z; the result holds this rank's slice.
     """
     y = y.to(device)
@@ -160,4 +161,4 @@ def ferd_round(teacher: nn.Module, student: nn.Module, G: nn.Module, bn: BNStats
     objective = ferd_objective(teacher, student, bn, weights=weights, use_fae=use_fae, ib_steps=ib_steps,
                                ib_lr=ib_lr, ib_beta=ib_beta, ib_noise=ib_noise, ikl_T2=ikl_T2)
     return generation_round(G, z, y, objective, steps=steps, lr_g=lr_g, lr_z=lr_z, padding=padding,
-                            frozen_nets=(teacher, student), comm=comm)
+                            frozen_nets=(teacher, student), flip=flip, comm=comm)

@@ -248,9 +248,10 @@ def provenance_caption(profile: str, dataset: str, seeds: Sequence[int] | int,
     commit = commit or artifacts.git_commit()
     text = (f"Ours: profile {profile}, {DATASET_LABELS.get(dataset, dataset)}, "
             f"seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}, "
-            f"config {shown or 'n/a'}, ferd {commit}. Cells: ours (paper).")
-    if paper_dataset is None:
+            f"config {shown or 'n/a'}, ferd {commit}.")
+    if paper_dataset is None:  # a table without paper numbers
         return text
+    text += " Cells: ours (paper)."
     if paper_dataset != dataset:
         return (text + f" Paper values: {DATASET_LABELS.get(paper_dataset, paper_dataset)}, for orientation only "
                 f"(no paper numbers exist for {DATASET_LABELS.get(dataset, dataset)}); n/r = not recovered.")

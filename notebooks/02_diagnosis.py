@@ -23,12 +23,14 @@
 # for our Fashion-MNIST setting?**
 #
 # This chapter trains plain data-free robustness distillation (the `dfrd_plain` preset: FERD with its three
-# additions switched off), compares the student's per-class robustness with the teacher's, follows the
-# per-class accuracy over the epochs, and maps where untargeted attacks send each class.
+# additions switched off), checks that the runs of the book are healthy enough to be read at all, compares the
+# student's per-class robustness with the teacher's, follows the per-class accuracy over the epochs, and maps
+# where untargeted attacks send each class.
 
 # %% [markdown]
 # The parameters of the chapter; `students` lists the student architectures to diagnose (the first one is
-# discussed in the text).
+# discussed in the text), `health_methods` the methods whose runs are checked for health (by default the rows
+# of chapter 6's main table, in its order).
 
 # %% tags=["parameters"]
 profile = "cpu"  # "smoke" (tiny, numbers meaningless), "cpu" (the book) or "paper" (GPU, CIFAR)
@@ -38,9 +40,11 @@ preset = "dfrd_plain"  # plain data-free robustness distillation (no reweighting
 students = ["fmnist-resnet"]  # student architectures; the first is discussed in the text
 targeted_per_class = 20  # images per class for the targeted-attack matrix (0 skips it; cost ~ C x images)
 expected_worst = "Shirt"  # the class the method specification (section 8) expects to be the weakest
+health_methods = ["dfrd_plain", "dfhl", "dfard", "derd", "rslad", "fair_rslad", "ferd"]  # runs checked for health
 
 # %% [markdown]
-# The next cell imports the library and builds one configuration per student; a bad parameter fails here.
+# The next cell imports the library and builds one configuration per student, and one per (method, student)
+# for the health check; a bad parameter fails here.
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
@@ -49,11 +53,13 @@ import pandas as pd
 from myst_nb import glue
 
 import ferd.book
+import ferd.health
 import ferd.plots
 import ferd.tables
 from ferd import experiments, metrics
 from ferd.attacks import PGD
 from ferd.config import make_config
+from ferd.errors import ConfigError
 from ferd.evaluate import attack_confusion, targeted_success_matrix
 
 ferd.plots.set_style()
@@ -61,6 +67,13 @@ FIG_DIR = ferd.book.output_dir("figures", profile)
 cfgs = {s: make_config(profile, preset, overrides=dict(student=s, seed=seed, device=device)) for s in students}
 main = students[0]
 cfg = cfgs[main]
+if not health_methods:
+    raise ConfigError("health_methods", health_methods, "a non-empty list of presets (chapter 6's methods)")
+# The health check needs only clean and PGD accuracy (cached per attack, shared with chapter 6's tables).
+health_over = dict(seed=seed, device=device, **{"attack.attacks": ["clean", "pgd"]})
+health_cfgs = {(m, s): make_config(profile, m, overrides=dict(student=s, **health_over))
+               for s in students for m in health_methods}
+curve_cfgs = {m: make_config(profile, m, overrides=dict(student=main, **health_over)) for m in ("ferd", "dfrd_plain")}
 d = cfg.distill
 print(f"profile {cfg.profile}: {d.epochs} epochs ({d.warmup} warm-up), batch {d.batch_size}, "
       f"N_G {d.n_g}, N_S {d.n_s}; run keys " + ", ".join(f"{s}: {c.key('run')}" for s, c in cfgs.items()))
@@ -92,16 +105,136 @@ print(f"profile {cfg.profile}: {d.epochs} epochs ({d.warmup} warm-up), batch {d.
 #
 # Nothing in {eq}`ch02-generator` or {eq}`ch02-student` looks at how robust each class is: every class gets
 # the same number of synthetic images. `ferd.experiments.distill` trains the student (or loads the finished run
-# from the artifact store) and returns its history, one row per epoch.
+# from the artifact store) and returns its history, one row per epoch. The next cell also trains the runs of the
+# health check below (one per method and student).
 
 # %%
-experiments.prefetch(cfgs.values(), progress=False)  # several students: trained side by side, one core each
+# every run of the chapter (the diagnosed students and the health check's methods) trained side by side, one
+# core each; the cells below only read the artifact store
+experiments.prefetch([*cfgs.values(), *health_cfgs.values(), *curve_cfgs.values()], progress=False)
 runs = {s: experiments.distill(c, progress=False) for s, c in cfgs.items()}
 res = runs[main]
 hist = res.history
 classes = experiments.eval_split(cfg).classes
 C = len(classes)
 hist[["epoch", "lr", "gen_total", "student_loss", "acc_clean", "acc_pgd"]].round(4)
+
+# %% [markdown]
+# ## Is the miniature healthy?
+#
+# A per-class table can only be read when the run that made it worked the way the method assumes. A run can
+# finish without an error, print tables, and still be meaningless: the first `cpu` profile of this book did
+# exactly that, and the departures M1-M6 listed in {doc}`../differences` were needed to repair it. Before any
+# diagnosis we therefore check four preconditions on every run of the main comparison (chapter 6), read from
+# each run's per-epoch history and its final evaluation by `ferd.health.health_table`:
+#
+# 1. **The teacher recognises the synthetic images.** Each synthetic image is generated for a sampled class. If
+#    the teacher does not predict that class on it, the student is taught on images whose labels mean little,
+#    and every class-by-class statement (which class is weak, which class to reweight) is about noise. We ask
+#    the teacher to agree with the sampled label on at least {glue:text}`ch02_bar_pool`% of the pool at the last
+#    epoch, and on at least {glue:text}`ch02_bar_class`% of the pool images of *every* class (M1 is the change
+#    that made this possible).
+# 2. **The FAE mask splits the channels.** FERD's uniformity term (chapter 4) acts on the teacher's
+#    *non-robust* channels. If the mask calls every channel non-robust, the term asks the teacher's whole
+#    prediction to be uniform, against the class term; if it calls none non-robust, the term does nothing. Either
+#    way "FERD with FAE" is not the method of the paper (M2). Only methods with FAE are checked.
+# 3. **The class weights do not collapse.** FERD's reweighting (chapter 3) should shift the mix of classes, not
+#    hand nearly all new images to one class. A run fails when its largest class weight is above
+#    {glue:text}`ch02_bar_weight` in more than half of its epochs.
+# 4. **The student learns most of what the teacher knows.** A student far below its teacher has not been
+#    distilled, and comparing its fairness with another's compares two failures. We ask for at least
+#    {glue:text}`ch02_bar_clean_ratio`% of the teacher's clean accuracy, at least
+#    {glue:text}`ch02_bar_pgd_ratio`% of its PGD accuracy, and every class above
+#    {glue:text}`ch02_bar_class_clean`% clean accuracy.
+#
+# The methods trained on real data (RSLAD, Fair-RSLAD) have no generator, so the first three checks do not
+# apply to them. DFHL labels each synthetic image with the teacher's own prediction, so its agreement is
+# complete by construction and says nothing about its generator.
+
+# %%
+glue("ch02_bar_pool", f"{100 * ferd.health.MIN_AGREEMENT:.0f}", display=False)
+glue("ch02_bar_class", f"{100 * ferd.health.MIN_CLASS_AGREEMENT:.0f}", display=False)
+glue("ch02_bar_weight", f"{ferd.health.MAX_WEIGHT:g}", display=False)
+glue("ch02_bar_clean_ratio", f"{100 * ferd.health.MIN_CLEAN_RATIO:.0f}", display=False)
+glue("ch02_bar_pgd_ratio", f"{100 * ferd.health.MIN_PGD_RATIO:.0f}", display=False)
+glue("ch02_bar_class_clean", f"{100 * ferd.health.MIN_CLASS_CLEAN:.0f}", display=False)
+health = ferd.health.health_table(health_cfgs.values())
+ferd.tables.save_results(health, "ch02_health", profile)
+health_view = pd.DataFrame({
+    "method": [ferd.plots.preset_label(m) for m in health["preset"]],
+    "student": health["student"],
+    "pool agreement (%)": 100 * health["agree_pool"],
+    "worst-class agreement (%)": 100 * health["agree_pool_worst"],
+    "non-robust channels, mean (%)": 100 * health["nonrobust_mean"],
+    f"epochs with max p > {ferd.health.MAX_WEIGHT:g} (%)": 100 * health["max_p_above"],
+    "clean (%)": 100 * health["clean"],
+    "worst-class clean (%)": 100 * health["clean_worst"],
+    "PGD (%)": 100 * health["pgd"],
+    "preconditions": health["failed"].where(health["failed"] != "", "all met"),
+}).set_index(["student", "method"] if len(students) > 1 else "method")
+if len(students) == 1:
+    health_view = health_view.drop(columns="student")
+t_row = health.iloc[0]  # the same teacher for every run
+teacher_note = (f"Teacher ({cfg.teacher.arch}): clean {100 * t_row['teacher_clean']:.1f}%, "
+                f"PGD-{cfg.attack.pgd_steps} {100 * t_row['teacher_pgd']:.1f}%.")
+bad = health[health["failed"] != ""]
+if bad.empty:
+    health_verdict = f"All {len(health)} runs meet the four preconditions, so their numbers can be read."
+else:
+    health_verdict = (f"{len(bad)} of {len(health)} runs miss at least one precondition: "
+                      + "; ".join(f"{ferd.plots.preset_label(r.preset)}"
+                                  + (f" with {r.student}" if len(students) > 1 else "")
+                                  + ": " + r.failed.replace("; ", ", ") for r in bad.itertuples())
+                      + ". Their numbers, here and in later chapters, come from runs that did not work as the "
+                        "method assumes.")
+diag = health[health["preset"] == preset]
+if diag.empty:
+    main_health = f"The runs diagnosed below ({ferd.plots.preset_label(preset)}) are not in `health_methods`."
+elif (diag["failed"] == "").all():
+    main_health = (f"The runs diagnosed in the rest of this chapter ({ferd.plots.preset_label(preset)}) are "
+                   "healthy.")
+else:
+    main_health = (f"The runs diagnosed in the rest of this chapter ({ferd.plots.preset_label(preset)}) are not all "
+                   "healthy, so the diagnosis below describes a miniature that fails the preconditions above.")
+glue("ch02_health_verdict", health_verdict, display=False)
+glue("ch02_health_main", main_health, display=False)
+print(health_verdict)
+health_view.style.format("{:.1f}", na_rep="-", subset=[c for c in health_view.columns if c.endswith("(%)")]) \
+    .set_caption(teacher_note + " " + ferd.tables.provenance_caption(
+        profile, cfg.dataset, seed, list(health["run"]) + [cfg.key("teacher")], paper_dataset=None))
+
+# %% [markdown]
+# {glue:text}`ch02_health_verdict` {glue:text}`ch02_health_main` A dash marks a check that does not apply: no
+# generator (agreement), no FAE (non-robust channels).
+#
+# How does the agreement develop during a run? The teacher's agreement with the sampled labels on the pool,
+# overall and for the worst class, epoch by epoch, for FERD and plain DFRD on the {glue:text}`ch02_main`
+# student, with the two bars dotted.
+
+# %%
+curves, styles = {}, {}
+for i, (m, c) in enumerate(curve_cfgs.items()):
+    h = experiments.distill(c, progress=False).history
+    name = ferd.plots.preset_label(m)
+    curves[f"{name}: whole pool"] = (h["epoch"], h["agree_pool"])
+    curves[f"{name}: worst class"] = (h["epoch"], h["agree_pool_worst"])
+    styles[f"{name}: whole pool"] = {"color": f"C{i}"}
+    styles[f"{name}: worst class"] = {"color": f"C{i}", "ls": "--", "marker": "s"}
+    last = h.iloc[-1]
+    glue(f"ch02_agree_pool_{m}", f"{100 * last['agree_pool']:.1f}", display=False)
+    glue(f"ch02_agree_worst_{m}", f"{100 * last['agree_pool_worst']:.1f}", display=False)
+fig = ferd.plots.epoch_lines(curves, styles=styles, percent=True, ylim=(0, 1.02), ylabel="teacher agrees (%)",
+                             bars=[(ferd.health.MIN_AGREEMENT, "bar: whole pool"),
+                                   (ferd.health.MIN_CLASS_AGREEMENT, "bar: worst class")],
+                             title=f"{main}: does the teacher recognise the synthetic pool?")
+ferd.plots.save_figure(fig, "ch02_pool_agreement", folder=FIG_DIR)
+ferd.plots.show(fig)
+glue("ch02_main", main, display=False)
+
+# %% [markdown]
+# At the last epoch the teacher recognises {glue:text}`ch02_agree_pool_ferd`% of FERD's pool (worst class
+# {glue:text}`ch02_agree_worst_ferd`%) and {glue:text}`ch02_agree_pool_dfrd_plain`% of plain DFRD's (worst class
+# {glue:text}`ch02_agree_worst_dfrd_plain`%).
 
 # %% [markdown]
 # ## The student against the teacher, class by class

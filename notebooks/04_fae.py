@@ -21,7 +21,8 @@
 # non-robust features point to **no class in particular**: the teacher's prediction from those features alone
 # should be uniform. The paper calls the resulting synthetic images *fairness-aware examples* (FAEs). **How does
 # FERD find the non-robust channels, does the extra generator term actually flatten the non-robust
-# prediction, and what do the synthetic images look like with and without it?**
+# prediction, does it keep doing something over a whole run without spoiling the synthetic classes, and what do
+# the synthetic images look like with and without it?**
 
 # %% [markdown]
 # The parameters of the chapter.
@@ -50,6 +51,7 @@ from myst_nb import glue
 from sklearn.metrics import silhouette_score
 
 import ferd.book
+import ferd.health
 import ferd.plots
 import ferd.tables
 from ferd import experiments
@@ -184,7 +186,7 @@ def generator_steps(with_uni: bool) -> tuple[list[float], torch.Tensor, torch.Te
     w_bn, w_adv, w_oh, w_uni = d.gen_loss_weights
     seed_everything(seed)
     net_s = create_model(cfg.student, num_classes=C).eval()  # a fresh student, as in the first epoch
-    gen = Generator(nz=d.nz, img_size=info.shape[1], nc=info.shape[0])
+    gen = Generator(nz=d.nz, img_size=info.shape[1], nc=info.shape[0], ngf=d.ngf)  # the profile's width (M5)
     reinit_generator(gen, generator=make_generator(seed))
     z = z0.clone().requires_grad_(True)
     opt = torch.optim.Adam([{"params": gen.parameters(), "lr": d.lr_g}, {"params": [z], "lr": d.lr_z}],
@@ -268,12 +270,104 @@ pd.DataFrame({"step": range(len(curve_with)), "L_uni with": np.round(curve_with,
 # {glue:text}`ch04_uni_last_with`, against {glue:text}`ch04_uni_last_without` without it). After the steps, the
 # non-robust prediction gives each image's own label a mean probability of {glue:text}`ch04_label_prob`
 # (uniform would be $1/C$).
+
+# %% [markdown]
+# ## Does FAE do something?
 #
+# The demonstration is one batch. Over a whole run two things can go wrong, and either makes "FERD with FAE" a
+# different method from the paper's (chapter 2's health check). The mask can be *degenerate*: if it calls every
+# (sample, channel) pair robust, $Z_{nr}$ is zero and $\mathcal{L}_{uni}$ cannot move the images; if it calls
+# every pair non-robust, $\mathcal{L}_{uni}$ asks for a uniform prediction from the teacher's whole
+# representation, in direct opposition to the class term (the first `cpu` profile did exactly this until M2 in
+# {doc}`../differences`). And even with a sound mask, the uniformity term could pull the images away from their
+# classes, so that the teacher stops recognising the class an image was generated for. The library logs both
+# every epoch: `nonrobust`, the mask's non-robust fraction at the generator step whose batch joined the pool,
+# and `agree_pool` / `agree_pool_worst`, how often the teacher predicts the sampled label on the pool so far
+# (overall and for the worst class). We train `ferd` and `ferd_no_fae` (identical apart from the uniformity
+# term; both cached) and read their histories.
+
+# %%
+experiments.prefetch([cfg, cfg_cmp], progress=False)  # both runs side by side (one core each); cached after
+hists = {preset: experiments.distill(cfg, progress=False).history,
+         compare_preset: experiments.distill(cfg_cmp, progress=False).history}
+h_fae = hists[preset]
+nr = h_fae["nonrobust"].astype(float)
+fig = ferd.plots.epoch_lines({f"{preset}: non-robust fraction": (h_fae["epoch"], nr)}, percent=True,
+                             ylim=(-0.03, 1.03), bars=[(1.0, "all non-robust (degenerate)"),
+                                                       (0.0, "all robust (degenerate)")],
+                             ylabel="non-robust pairs (%)",
+                             title="The FAE mask at the kept generator step, per epoch")
+ferd.plots.save_figure(fig, "ch04_nonrobust_over_epochs", folder=FIG_DIR)
+ferd.plots.show(fig)
+curves, styles = {}, {}
+for i, (name, h) in enumerate(hists.items()):
+    curves[f"{name}: whole pool"] = (h["epoch"], h["agree_pool"])
+    curves[f"{name}: worst class"] = (h["epoch"], h["agree_pool_worst"])
+    styles[f"{name}: worst class"] = {"color": f"C{i}", "ls": "--", "marker": "s"}
+    styles[f"{name}: whole pool"] = {"color": f"C{i}"}
+fig = ferd.plots.epoch_lines(curves, styles=styles, percent=True, ylim=(0, 1.02), ylabel="teacher agrees (%)",
+                             bars=[(ferd.health.MIN_AGREEMENT, "health bar: whole pool"),
+                                   (ferd.health.MIN_CLASS_AGREEMENT, "health bar: worst class")],
+                             title="Does the uniformity term cost class agreement?")
+ferd.plots.save_figure(fig, "ch04_fae_agreement", folder=FIG_DIR)
+ferd.plots.show(fig)
+
+lo, hi = ferd.health.NONROBUST_BOUNDS  # the ends that chapter 2's health check rules out
+degenerate = float(((nr <= lo) | (nr >= hi)).mean())
+nr_mean = float(nr.mean())
+if lo < nr_mean < hi and degenerate == 0:
+    nr_verdict = "the mask splits the channels in every epoch, so the uniformity term acts on part of the features"
+elif lo < nr_mean < hi:
+    nr_verdict = (f"on average the mask splits the channels, but in {100 * degenerate:.0f}% of the epochs it sits at "
+                  "a degenerate end")
+elif nr_mean >= 0.99:
+    nr_verdict = ("the mask is degenerate: (nearly) every pair is non-robust, so the uniformity term fights the "
+                  "class term instead of shaping the non-robust features")
+else:
+    nr_verdict = "the mask is degenerate: (nearly) every pair is robust, so the uniformity term does nothing"
+last = {k: h.iloc[-1] for k, h in hists.items()}
+d_pool = 100 * (last[preset]["agree_pool"] - last[compare_preset]["agree_pool"])
+d_worst = 100 * (last[preset]["agree_pool_worst"] - last[compare_preset]["agree_pool_worst"])
+healthy = (last[preset]["agree_pool"] >= ferd.health.MIN_AGREEMENT
+           and last[preset]["agree_pool_worst"] >= ferd.health.MIN_CLASS_AGREEMENT)
+agree_verdict = (("FAE costs " if d_pool < 0 else "FAE does not cost ") + f"agreement on the whole pool "
+                 f"({d_pool:+.1f} points) and " + ("costs " if d_worst < 0 else "does not cost ")
+                 + f"agreement on the worst class ({d_worst:+.1f} points); "
+                 + ("FERD's pool still meets both health bars." if healthy else
+                    "FERD's pool misses at least one of the health bars, so its synthetic classes are not reliable."))
+glue("ch04_nonrobust_mean", f"{100 * nr_mean:.1f}", display=False)
+glue("ch04_nonrobust_span", f"{100 * nr.min():.1f}% to {100 * nr.max():.1f}%", display=False)
+glue("ch04_nonrobust_verdict", nr_verdict, display=False)
+for key, name in (("with", preset), ("without", compare_preset)):
+    glue(f"ch04_agree_pool_{key}", f"{100 * last[name]['agree_pool']:.1f}", display=False)
+    glue(f"ch04_agree_worst_{key}", f"{100 * last[name]['agree_pool_worst']:.1f}", display=False)
+glue("ch04_agree_verdict", agree_verdict, display=False)
+fae_health = pd.DataFrame([{
+    "run": ferd.plots.preset_label(name),
+    "non-robust, mean over epochs (%)": 100 * float(h["nonrobust"].astype(float).mean()),
+    "pool agreement, last epoch (%)": 100 * float(h["agree_pool"].iloc[-1]),
+    "worst-class agreement, last epoch (%)": 100 * float(h["agree_pool_worst"].iloc[-1]),
+    "pool agreement, mean over epochs (%)": 100 * float(h["agree_pool"].mean()),
+    "worst-class agreement, mean over epochs (%)": 100 * float(h["agree_pool_worst"].mean()),
+} for name, h in hists.items()]).set_index("run")
+ferd.tables.save_results(fae_health.reset_index(), "ch04_fae_health", profile)
+print(f"non-robust fraction per epoch ({preset}):", (100 * nr).round(1).tolist())
+fae_health.style.format("{:.1f}", na_rep="-")
+
+# %% [markdown]
+# Over the run, the mask calls on average {glue:text}`ch04_nonrobust_mean`% of the (sample, channel) pairs
+# non-robust (from {glue:text}`ch04_nonrobust_span` across epochs): {glue:text}`ch04_nonrobust_verdict`
+# (`ferd_no_fae` fits no mask, hence the dash in the table). At the last epoch the teacher recognises
+# {glue:text}`ch04_agree_pool_with`% of FERD's pool (worst class {glue:text}`ch04_agree_worst_with`%), against
+# {glue:text}`ch04_agree_pool_without`% (worst class {glue:text}`ch04_agree_worst_without`%) without the
+# uniformity term: {glue:text}`ch04_agree_verdict`
+
+# %% [markdown]
 # ## What the synthetic images look like
 #
-# Over a whole run the generator is re-initialised every epoch and its best batch joins the pool. We train
-# `ferd` and `ferd_no_fae` (identical apart from the uniformity term; both cached) and read the pools from the
-# runs' last checkpoints: for each class, the most recent images generated for it.
+# Over a whole run the generator {glue:text}`ch04_generator_reset`, and each epoch's best batch joins the pool.
+# We read the pools of the two runs from their last checkpoints: for each class, the most recent images
+# generated for it.
 
 # %%
 def run_pool(c) -> tuple[torch.Tensor, torch.Tensor]:
@@ -281,8 +375,9 @@ def run_pool(c) -> tuple[torch.Tensor, torch.Tensor]:
     return experiments.distill(c, progress=False).pool()
 
 
-experiments.prefetch([cfg, cfg_cmp], progress=False)  # both runs side by side (one core each); cached after
 pools = {preset: run_pool(cfg), compare_preset: run_pool(cfg_cmp)}
+glue("ch04_generator_reset", "is re-initialised every epoch" if d.generator_reset == "every_round" else
+     "is initialised once and kept across epochs", display=False)
 classes = experiments.eval_split(cfg).classes
 fig, axes = plt.subplots(1, 2, figsize=(2 + 1.1 * grid_per_class, 0.5 + 0.55 * C))
 for ax, (name, (px, py)) in zip(axes, pools.items()):

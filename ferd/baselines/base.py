@@ -42,7 +42,7 @@ class Baseline(Distiller):
     def augmented_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next training batch after the common crop + flip augmentation (method.md 5.9), and its labels."""
         x, y = self.next_batch()
-        return augment(x, padding=self.d.aug_padding), y
+        return augment(x, padding=self.d.aug_padding, flip=self.d.aug_flip), y
 
 
 def kl_per_sample(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:

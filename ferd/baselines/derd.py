@@ -126,7 +126,7 @@ class DERD(Baseline):
             return total, {"gen_bn": l_bn, "gen_oh": l_oh, "gen_adv": l_adv, "gen_total": total}
 
         res = generation_round(self.G, z, y, objective, steps=d.n_g, lr_g=d.lr_g, lr_z=d.lr_z,
-                               padding=d.aug_padding, frozen_nets=(self.teacher, self.natural, self.student))
+                               padding=d.aug_padding, flip=d.aug_flip, frozen_nets=(self.teacher, self.natural, self.student))
         self.pool.append(res.x.cpu(), res.y.cpu())
         return res
 

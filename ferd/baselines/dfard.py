@@ -92,7 +92,7 @@ class DFARD(Baseline):
             return total, {"gen_bn": terms[0], "gen_oh": terms[1], "gen_adv": terms[2], "gen_total": total}
 
         res = generation_round(self.G, z, y, objective, steps=d.n_g, lr_g=d.lr_g, lr_z=d.lr_z,
-                               padding=d.aug_padding, frozen_nets=(self.teacher, self.student))
+                               padding=d.aug_padding, flip=d.aug_flip, frozen_nets=(self.teacher, self.student))
         res.parts.update({f"agb_w_{k}": float(v) for k, v in zip(("bn", "oh", "adv"), last_w[0])})
         self.pool.append(res.x.cpu(), res.y.cpu())
         return res

@@ -120,6 +120,7 @@ class DFHL(Baseline):
     """DFHL-RS in HEE mode on the common schedule (baselines.md 3 and its project mapping)."""
 
     label = "DFHL"
+    labels_by_sampling = False  # the pool is labelled with the teacher's top-1 prediction (hard labels)
     relative_cost = 0.6  # a cheaper generator step (student-only) and single-view student loss
 
     def __init__(self, *args: Any, **kw: Any):
@@ -140,7 +141,7 @@ class DFHL(Baseline):
             return total, {"gen_ls_kl": ls_kl, "gen_div": div, "gen_total": total}
 
         res = generation_round(self.G, z, y, objective, steps=d.dfhl_n_g, lr_g=d.lr_g, lr_z=d.dfhl_lr_z,
-                               padding=d.aug_padding, frozen_nets=(self.teacher, self.student))
+                               padding=d.aug_padding, flip=d.aug_flip, frozen_nets=(self.teacher, self.student))
         with torch.no_grad():
             y_teacher = self.teacher(res.x).argmax(1)  # hard label: the only teacher query of this stage
         res.parts["dfhl_label_match"] = float((y_teacher == res.y).float().mean())
