@@ -22,7 +22,7 @@ test: venv
 	$(PY) -m pytest -q -m "not slow" --durations=15
 
 test-all: venv
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -m "slow or not slow" --durations=15
 
 book: venv
 	$(PY) -m ferd book --profile cpu
