@@ -77,7 +77,7 @@ class DistillConfig:
     epochs: int = 30
     warmup: int = 3
     n_g: int = 20
-    n_s: int = 60
+    n_s: int = 80
     ib_steps: int = 10
     ib_lr: float = 0.1
     ib_beta: float = 0.3

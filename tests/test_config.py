@@ -112,3 +112,15 @@ def test_every_departure_of_the_miniature_is_listed_and_the_paper_profile_keeps_
         section, name = key.split(".")
         assert getattr(getattr(cpu, section), name) == value
         assert getattr(getattr(paper, section), name) != value  # the paper profile keeps the release's value
+
+
+def test_the_differences_page_states_the_cpu_budgets_of_the_code():
+    """book/differences.md (M5) prints the cpu schedule in words; it must be the one make_config builds."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "book" / "differences.md").read_text()
+    row = next(line for line in page.splitlines() if line.startswith("| M5 "))
+    cpu = make_config("cpu").distill
+    for text in (f"$B = {cpu.batch_size}$", f"{cpu.epochs} epochs", f"$N_G = {cpu.n_g}$", f"$N_S = {cpu.n_s}$",
+                 f"generator width {cpu.ngf}", f"UTAE keeps its {cpu.utae_steps} steps"):
+        assert text in row, text
