@@ -126,20 +126,18 @@ def test_health_columns_are_logged_every_epoch(smoke_store, smoke_teacher):
 
 
 @pytest.mark.parametrize("reset", ["every_round", "never"])
-def test_generator_reset_switch(smoke_teacher, smoke_store, reset):
+def test_generator_reset_switch(smoke_teacher, smoke_store, monkeypatch, reset):
     """The release re-initialises G every round; `generator_reset = never` keeps what it learnt (issue 10)."""
+    import ferd.distill as distill_module
+
     d = Distiller(_cfg(generator_reset=reset), teacher=smoke_teacher, store=smoke_store, progress=False)
     d.synthesize(1)
     after_first = {k: v.clone() for k, v in d.G.state_dict().items()}
     calls = []
-    import ferd.distill as distill_module
     original = distill_module.reinit_generator
+    monkeypatch.setattr(distill_module, "reinit_generator", lambda G, *a, **k: calls.append(1) or original(G, *a, **k))
     assert d.resets_generator(1) and d.resets_generator(2) == (reset == "every_round")
-    try:
-        distill_module.reinit_generator = lambda G, *a, **k: calls.append(1) or original(G, *a, **k)
-        d.reset_generator(2)
-    finally:
-        distill_module.reinit_generator = original
+    d.reset_generator(2)
     assert len(calls) == (1 if reset == "every_round" else 0)
     kept = all(torch.equal(after_first[k], v) for k, v in d.G.state_dict().items())
     assert kept == (reset == "never")
