@@ -1,4 +1,4 @@
-"""Time the book: each chapter executed by `ferd.book.run_book`, then (optionally) the Jupyter Book build.
+"""Time the book: each chapter executed by `ferd.book.runner.run_book`, then (optionally) the Jupyter Book build.
 
     python benchmarks/bench_book.py --profile smoke                       # every chapter, into a temporary folder
     python benchmarks/bench_book.py --profile cpu --only 01,05 --build
@@ -26,7 +26,7 @@ from typing import Any
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ferd import book  # noqa: E402
+from ferd.book import runner as book  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,8 +95,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         except book.BookError as err:
             build_error = str(err)
         build_s = time.perf_counter() - t0
-    result = {"profile": args.profile, "out": str(out), "jobs": args.jobs, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-              "artifacts": os.environ.get("FERD_ARTIFACTS", "./artifacts"),
+    result = {"profile": args.profile, "out": "the repository" if out == book.ROOT else "a temporary folder",
+              "jobs": args.jobs, "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "artifacts": "$FERD_ARTIFACTS" if os.environ.get("FERD_ARTIFACTS") else "./artifacts",  # no machine path
               "store_files_at_start": store_files_at_start, "chapters": rows,
               "execute_s": execute_s, "build_s": build_s, "build_error": build_error}
     path = Path(args.json) if args.json else Path(__file__).parent / "results" / f"book_{args.profile}.json"

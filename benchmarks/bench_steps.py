@@ -30,14 +30,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
-
-from ferd.artifacts import ArtifactStore  # noqa: E402
-from ferd.config import make_config, resolve_device  # noqa: E402
-from ferd.distill import Distiller  # noqa: E402
-from ferd.models import create_model  # noqa: E402
 from measure import conv_ceiling, count_syncs, measure, peak_mb, rss_mb  # noqa: E402  (benchmarks/ is on sys.path)
-from pieces import (Piece, eval_pieces, floor_flops, forward_flops, generator_pieces, probe_piece,  # noqa: E402
-                    student_pieces)
+from pieces import Piece, eval_pieces, floor_flops, forward_flops, generator_pieces, probe_piece, student_pieces  # noqa: E402
+
+from ferd.config import make_config, resolve_device  # noqa: E402
+from ferd.method.distill import Distiller  # noqa: E402
+from ferd.toolkit.artifacts import ArtifactStore  # noqa: E402
+from ferd.toolkit.models import create_model  # noqa: E402
 
 # representative dense conv of each profile's teacher: (batch is the run's), channels, side
 PAPER_CPU_BATCH = 2  # the paper networks on a CPU: a tiny batch, so the script ends in minutes

@@ -6,18 +6,19 @@ body with the library's own functions, and the whole steps call the library (`Di
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-
-from ferd.augment import augment
-from ferd.distill import Distiller
-from ferd.experiments import build_attacks
-from ferd.fae import ib_fit, robust_mask, uniformity_loss
-from ferd.losses import ikl, onehot_prior, student_loss, teacher_prior
-from ferd.synthesis import SynthesisResult, frozen, sample_labels
 from measure import FlopCount
+
+from ferd.book.experiments import build_attacks
+from ferd.method.distill import Distiller
+from ferd.method.fae import ib_fit, robust_mask, uniformity_loss
+from ferd.method.losses import ikl, onehot_prior, student_loss, teacher_prior
+from ferd.method.synthesis import SynthesisResult, frozen, sample_labels
+from ferd.toolkit.augment import augment
 
 
 class Piece:

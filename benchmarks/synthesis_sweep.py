@@ -1,6 +1,6 @@
 """Does synthesis produce the requested classes? Replicas of the generation stage for several settings (issue 10).
 
-Each setting runs `--rounds` FERD generation rounds (`ferd.synthesis.ferd_round`, labels drawn uniformly, an
+Each setting runs `--rounds` FERD generation rounds (`ferd.method.synthesis.ferd_round`, labels drawn uniformly, an
 untrained student as in the warm-up epochs) against the profile's teacher and reports, for the pool those rounds
 build: the teacher-label agreement overall and of the worst class, the FAE mask's non-robust channel fraction,
 and the generation time per round. A setting is a comma-separated list of config overrides, e.g.
@@ -24,13 +24,13 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from ferd.config import make_config  # noqa: E402
-from ferd.distill import agreement_columns  # noqa: E402
-from ferd.generator import Generator  # noqa: E402
-from ferd.losses import BNStatsLoss  # noqa: E402
-from ferd.models import create_model  # noqa: E402
-from ferd.runtime import seed_everything  # noqa: E402
-from ferd.synthesis import ferd_round, sample_labels  # noqa: E402
-from ferd.teachers import train_teacher  # noqa: E402
+from ferd.method.generator import Generator  # noqa: E402
+from ferd.method.losses import BNStatsLoss  # noqa: E402
+from ferd.method.pool import agreement_columns  # noqa: E402
+from ferd.method.synthesis import ferd_round, sample_labels  # noqa: E402
+from ferd.method.teachers import train_teacher  # noqa: E402
+from ferd.toolkit.models import create_model  # noqa: E402
+from ferd.toolkit.runtime import seed_everything  # noqa: E402
 
 
 def parse_setting(text: str) -> dict[str, object]:

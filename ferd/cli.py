@@ -60,13 +60,13 @@ def _config(args: argparse.Namespace):
 
 
 def _store(args: argparse.Namespace):
-    from ferd.artifacts import ArtifactStore
+    from ferd.toolkit.artifacts import ArtifactStore
 
     return ArtifactStore(args.artifacts)
 
 
 def _write(df, out: str | None, default: Path) -> Path:
-    from ferd import artifacts
+    from ferd.toolkit import artifacts
 
     path = Path(out) if out else default
     artifacts.write_atomic(path, df.to_csv(index=False).encode())
@@ -75,14 +75,14 @@ def _write(df, out: str | None, default: Path) -> Path:
 
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:
-    from ferd.teachers import train_teacher
+    from ferd.method.teachers import train_teacher
 
     cfg = _config(args)
     _, history = train_teacher(cfg, _store(args), progress=not args.quiet, use_shipped=not args.retrain)
     print(history.to_string(index=False))
     print(f"teacher {cfg.teacher.arch} ({cfg.teacher.method}) under key {cfg.key('teacher')}")
     if args.ship:
-        from ferd.teachers import ship_teacher
+        from ferd.method.teachers import ship_teacher
 
         command = "python -m ferd " + " ".join(a for a in args.argv if a != "--ship")
         print(f"shipped as {ship_teacher(cfg, _store(args), command=command.strip())}")
@@ -90,7 +90,7 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from ferd.experiments import distill
+    from ferd.book.experiments import distill
 
     cfg = _config(args)
     res = distill(cfg, _store(args), progress=not args.quiet)
@@ -104,7 +104,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """One health row per (preset, seed) run (spec 8.0), trained and evaluated first where the store lacks it."""
-    from ferd.health import health_table
+    from ferd.book.health import health_table
 
     base = _parse_sets(args.set)
     if args.student:
@@ -122,8 +122,8 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ferd.evaluate import format_table
-    from ferd.experiments import evaluate_student, evaluate_teacher, summary
+    from ferd.book.experiments import evaluate_student, evaluate_teacher, summary
+    from ferd.toolkit.evaluate import format_table
 
     cfg = _config(args)
     store = _store(args)
@@ -144,7 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
-    from ferd.book import run_book
+    from ferd.book.runner import run_book
 
     html = run_book(profile=args.profile, only=args.only, out=args.out, build=not args.no_build, jobs=args.jobs)
     print(f"book: {html}")
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output root (default: the repository)")
     p.add_argument("--no-build", action="store_true", help="execute notebooks but skip jupyter-book build")
     p.add_argument("--jobs", type=int, default=1, help="chapters executed at once (default 1: chapters in turn, "
-                   "each training its runs side by side, one per core; see ferd.experiments.prefetch)")
+                   "each training its runs side by side, one per core; see ferd.book.experiments.prefetch)")
     p.set_defaults(func=cmd_book)
     return parser
 

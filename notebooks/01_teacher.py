@@ -47,20 +47,20 @@ retrain_teacher = False  # True trains the teacher again into the artifact store
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
 import torch
+from matplotlib.ticker import MaxNLocator
 from myst_nb import glue
 
-import ferd.book
-import ferd.plots
-import ferd.tables
-from ferd import experiments
+import ferd.book.plots
+import ferd.book.runner
+import ferd.book.tables
+from ferd.book import experiments
 from ferd.config import make_config
-from ferd.models import create_model
-from ferd.teachers import shipped_teacher_path, shipped_teachers, train_teacher, training_subset
+from ferd.method.teachers import shipped_teacher_path, shipped_teachers, train_teacher, training_subset
+from ferd.toolkit.models import create_model
 
-ferd.plots.set_style()
-FIG_DIR = ferd.book.output_dir("figures", profile)
+ferd.book.plots.set_style()
+FIG_DIR = ferd.book.runner.output_dir("figures", profile)
 cfg = make_config(profile, preset, overrides=dict(student=student, seed=seed, device=device))
 print(f"profile {cfg.profile}, dataset {cfg.dataset}, teacher {cfg.teacher.arch}, teacher hash {cfg.key('teacher')}")
 
@@ -126,7 +126,7 @@ train_images = (f"{n_train:,} (all)" if not t.train_size
                 else f"{n_train:,} (the first {n_train // cfg.num_classes:,} of each class)")
 drops = ", ".join(map(str, t.milestones)) or "none"
 inner = "KL-PGD" if t.method == "trades" else "PGD"
-tracking = (f"clean and {ferd.plots.attack_label('pgd', cfg)} on the first {t.track_per_class} test images of "
+tracking = (f"clean and {ferd.book.plots.attack_label('pgd', cfg)} on the first {t.track_per_class} test images of "
             f"each class" if t.track_per_class else "off")
 rows = [("architecture", f"{t.arch}: {describe_arch(arch_model)}"),
         ("parameters", f"{n_params:,}"),
@@ -187,14 +187,14 @@ students = {s: n_parameters(create_model(s, num_classes=cpu_cfg.num_classes))
 # The preconditions the project requires of a teacher before distilling from it (its own bars, not the paper's)
 REQUIRED = {"clean_avg": 0.84, "clean_class": 0.40, "pgd_worst": 0.15}
 
-old_file = ferd.book.ROOT / "results" / f"teacher_{cpu_cfg.dataset}_{old_arch}_cpu_per_class.csv"
+old_file = ferd.book.runner.ROOT / "results" / f"teacher_{cpu_cfg.dataset}_{old_arch}_cpu_per_class.csv"
 if old_file.exists():
     old = pd.read_csv(old_file)
     old_pgd = old[old["attack"] == "pgd"].set_index("class_name")["accuracy"]
     old_clean = old[old["attack"] == "clean"].set_index("class_name")["accuracy"]
     old_worst = old_pgd.idxmin()
     old_sentence = (f"its worst class, {old_worst}, was right {100 * old_clean[old_worst]:.0f}% of the time on clean "
-                    f"images and {100 * old_pgd[old_worst]:.0f}% under {ferd.plots.attack_label('pgd', cpu_cfg)} "
+                    f"images and {100 * old_pgd[old_worst]:.0f}% under {ferd.book.plots.attack_label('pgd', cpu_cfg)} "
                     f"(results/{old_file.name})")
 else:
     old_sentence = "its worst class, Shirt, was almost never right under attack"
@@ -208,7 +208,7 @@ glue("ch01_cpu_arch", f"{ct.arch}, {describe_arch(cpu_model)}", display=False)
 glue("ch01_cpu_params", f"{cpu_params:,}", display=False)
 glue("ch01_cpu_lr", f"{ct.lr:g}", display=False)
 glue("ch01_cpu_eps", f"{cpu_cfg.attack.eps:g}", display=False)
-glue("ch01_cpu_pgd", ferd.plots.attack_label("pgd", cpu_cfg), display=False)
+glue("ch01_cpu_pgd", ferd.book.plots.attack_label("pgd", cpu_cfg), display=False)
 glue("ch01_old_arch", f"{old_arch}, {describe_arch(old_model)}", display=False)
 glue("ch01_old_params", f"{n_parameters(old_model):,}", display=False)
 glue("ch01_old_sentence", old_sentence, display=False)
@@ -246,7 +246,7 @@ print(f"cpu teacher {ct.arch}: {cpu_params:,} parameters; students: "
 #
 # ## Training
 #
-# `ferd.teachers.train_teacher` returns the teacher and its training history, one row per epoch. The `cpu`
+# `ferd.method.teachers.train_teacher` returns the teacher and its training history, one row per epoch. The `cpu`
 # profile's teacher was trained once and ships with the package (the next section shows where it comes from),
 # so by default it is loaded, not trained; `retrain_teacher = True` trains it again into the artifact store,
 # which takes about an hour on 2 CPU cores. Any other teacher is trained once into the store, keyed by a hash
@@ -292,7 +292,7 @@ source
 
 # %%
 tracked = {"acc_clean", "acc_pgd", "worst_clean", "worst_pgd"} <= set(history.columns)
-pgd_label = ferd.plots.attack_label("pgd", cfg)
+pgd_label = ferd.book.plots.attack_label("pgd", cfg)
 fig, (ax, axr) = plt.subplots(1, 2, figsize=(11, 3.6))
 ax.plot(history["epoch"], history["train_loss"], marker="o", label=f"training loss ({method})")
 ax.set_xlabel("epoch")
@@ -307,7 +307,7 @@ h1, l1 = ax.get_legend_handles_labels()
 h2, l2 = ax2.get_legend_handles_labels()
 ax.legend(h1 + h2, l1 + l2, fontsize="small", loc="upper right")
 if tracked:
-    colors = ferd.plots.class_colors(2)
+    colors = ferd.book.plots.class_colors(2)
     lines = [("acc_clean", "clean, overall", colors[0], "-"), ("worst_clean", "clean, worst class", colors[0], "--"),
              ("acc_pgd", f"{pgd_label}, overall", colors[1], "-"), ("worst_pgd", f"{pgd_label}, worst class",
                                                                     colors[1], "--")]
@@ -331,8 +331,8 @@ else:
              va="center", transform=axr.transAxes, fontsize="small", color="grey")
     print("This history has no per-epoch accuracy (teacher.track_per_class = 0), so the right panel is empty.")
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch01_training_curve", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch01_training_curve", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # Per class: the PGD accuracy of each class after every epoch (when the training recorded it). A class that
@@ -345,12 +345,12 @@ if set(pgd_cols) <= set(history.columns):
     m = 100 * history[pgd_cols].to_numpy(dtype=float).T  # [classes, epochs]
     small = cfg.num_classes <= 10
     fig, ax = plt.subplots(figsize=(1.2 + 0.55 * max(len(history), 6), 0.9 + (0.32 if small else 0.05) * len(names)))
-    ferd.plots.heatmap(m, names if small else [""] * len(names), history["epoch"].astype(int).tolist(), ax=ax,
+    ferd.book.plots.heatmap(m, names if small else [""] * len(names), history["epoch"].astype(int).tolist(), ax=ax,
                        title=f"Teacher: {pgd_label} accuracy (%) per class after each epoch", xlabel="epoch",
                        fmt=".0f", vmin=0, vmax=100, annotate=small)
     ax.set_xticklabels(history["epoch"].astype(int).tolist(), rotation=0, ha="center")
-    ferd.plots.save_figure(fig, "ch01_training_per_class", folder=FIG_DIR)
-    ferd.plots.show(fig)
+    ferd.book.plots.save_figure(fig, "ch01_training_per_class", folder=FIG_DIR)
+    ferd.book.plots.show(fig)
 else:
     print("This history has no per-class accuracy per epoch (teacher.track_per_class = 0); no per-class curve.")
 
@@ -370,17 +370,17 @@ else:
 # \mathrm{NSD} = \frac{\sqrt{\frac{1}{C}\sum_c (a_c - \mathrm{Avg})^2}}{\mathrm{Avg}}.
 # $$ (ch01-metrics)
 #
-# `ferd.experiments.evaluate_teacher` runs the attacks (cached per attack) and returns one row per
+# `ferd.book.experiments.evaluate_teacher` runs the attacks (cached per attack) and returns one row per
 # (attack, class).
 
 # %%
 per_class = experiments.evaluate_teacher(cfg, progress=False, use_shipped=not retrain_teacher)
-per_class["attack_label"] = [ferd.plots.attack_label(n, cfg) for n in per_class["attack"]]
+per_class["attack_label"] = [ferd.book.plots.attack_label(n, cfg) for n in per_class["attack"]]
 n_eval = per_class.groupby("attack", sort=False)["count"].sum()
-eval_sizes = ", ".join(f"{ferd.plots.attack_label(k, cfg)} on {v:,}" for k, v in n_eval.items())
+eval_sizes = ", ".join(f"{ferd.book.plots.attack_label(k, cfg)} on {v:,}" for k, v in n_eval.items())
 glue("ch01_n_eval", eval_sizes, display=False)
 class_order = per_class.drop_duplicates("class_index").sort_values("class_index")["class_name"]
-attack_order = [ferd.plots.attack_label(n, cfg) for n in cfg.attack.attacks]
+attack_order = [ferd.book.plots.attack_label(n, cfg) for n in cfg.attack.attacks]
 (per_class.pivot(index="class_name", columns="attack_label", values="accuracy")
  .reindex(index=class_order, columns=attack_order).mul(100).round(2))
 
@@ -391,10 +391,10 @@ attack_order = [ferd.plots.attack_label(n, cfg) for n in cfg.attack.attacks]
 # %%
 pgd = per_class[per_class["attack"] == "pgd"].set_index("class_index")
 worst_idx = int(pgd["accuracy"].idxmin())
-fig = ferd.plots.per_class_bars(per_class, hue="attack_label", title="Teacher: per-class accuracy under attack",
+fig = ferd.book.plots.per_class_bars(per_class, hue="attack_label", title="Teacher: per-class accuracy under attack",
                                 highlight=worst_idx)
-ferd.plots.save_figure(fig, "ch01_teacher_per_class", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch01_teacher_per_class", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # The summary {eq}`ch01-metrics` per attack; each cell reads "ours (paper)". The paper reports no teacher
@@ -402,10 +402,10 @@ ferd.plots.show(fig)
 
 # %%
 summ = experiments.summary(per_class.drop(columns="attack_label"), cfg)
-table = ferd.tables.side_by_side(summ, None, rows="attack", cols=None, metrics=("avg", "worst", "nsd"),
-                                 labels={a: ferd.plots.attack_label(a, cfg) for a in summ["attack"]})
-ferd.tables.save_results(summ, "ch01_teacher_summary", profile)
-caption = ferd.tables.provenance_caption(profile, cfg.dataset, cfg.seed, cfg.key("teacher"))
+table = ferd.book.tables.side_by_side(summ, None, rows="attack", cols=None, metrics=("avg", "worst", "nsd"),
+                                 labels={a: ferd.book.plots.attack_label(a, cfg) for a in summ["attack"]})
+ferd.book.tables.save_results(summ, "ch01_teacher_summary", profile)
+caption = ferd.book.tables.provenance_caption(profile, cfg.dataset, cfg.seed, cfg.key("teacher"))
 print(f"Teacher {cfg.teacher.arch} ({cfg.teacher.method}); evaluation images: {eval_sizes}.")
 print(caption)
 table
@@ -420,7 +420,7 @@ rows = []
 for name, g in per_class.groupby("attack", sort=False):
     lowest = g["accuracy"].min()
     worst_names = g.loc[g["accuracy"] == lowest, "class_name"].tolist()
-    rows.append({"attack": ferd.plots.attack_label(name, cfg), "worst class(es)": ", ".join(worst_names),
+    rows.append({"attack": ferd.book.plots.attack_label(name, cfg), "worst class(es)": ", ".join(worst_names),
                  "accuracy (%)": f"{100 * lowest:.2f}", f"{expected_worst} is worst": expected_worst in worst_names})
 worst_table = pd.DataFrame(rows)
 
@@ -500,4 +500,4 @@ precond
 #    retrained because the budget is part of its recipe, so keep `profile="smoke"` for a quick look). How does
 #    the worst class change?
 # 4. NSD in {eq}`ch01-metrics` uses the population standard deviation. Recompute it with the sample standard
-#    deviation (`ferd.metrics.nsd(acc, std="sample")`): does the ranking of the attacks by NSD change?
+#    deviation (`ferd.toolkit.metrics.nsd(acc, std="sample")`): does the ranking of the attacks by NSD change?

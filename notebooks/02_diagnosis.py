@@ -52,18 +52,20 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
-import ferd.book
-import ferd.health
-import ferd.plots
-import ferd.tables
-from ferd import experiments, metrics
-from ferd.attacks import PGD
+import ferd.book.health
+import ferd.book.plots
+import ferd.book.runner
+import ferd.book.tables
+from ferd.book import experiments
 from ferd.config import make_config
 from ferd.errors import ConfigError
-from ferd.evaluate import attack_confusion, targeted_success_matrix
+from ferd.method.methods import run_key
+from ferd.toolkit import metrics
+from ferd.toolkit.attacks import PGD
+from ferd.toolkit.evaluate import attack_confusion, targeted_success_matrix
 
-ferd.plots.set_style()
-FIG_DIR = ferd.book.output_dir("figures", profile)
+ferd.book.plots.set_style()
+FIG_DIR = ferd.book.runner.output_dir("figures", profile)
 cfgs = {s: make_config(profile, preset, overrides=dict(student=s, seed=seed, device=device)) for s in students}
 main = students[0]
 cfg = cfgs[main]
@@ -76,7 +78,7 @@ health_cfgs = {(m, s): make_config(profile, m, overrides=dict(student=s, **healt
 curve_cfgs = {m: make_config(profile, m, overrides=dict(student=main, **health_over)) for m in ("ferd", "dfrd_plain")}
 d = cfg.distill
 print(f"profile {cfg.profile}: {d.epochs} epochs ({d.warmup} warm-up), batch {d.batch_size}, "
-      f"N_G {d.n_g}, N_S {d.n_s}; run keys " + ", ".join(f"{s}: {c.key('run')}" for s, c in cfgs.items()))
+      f"N_G {d.n_g}, N_S {d.n_s}; run keys " + ", ".join(f"{s}: {run_key(c)}" for s, c in cfgs.items()))
 
 # %% [markdown]
 # ## Plain data-free robustness distillation
@@ -104,7 +106,7 @@ print(f"profile {cfg.profile}: {d.epochs} epochs ({d.warmup} warm-up), batch {d.
 # $$ (ch02-student)
 #
 # Nothing in {eq}`ch02-generator` or {eq}`ch02-student` looks at how robust each class is: every class gets
-# the same number of synthetic images. `ferd.experiments.distill` trains the student (or loads the finished run
+# the same number of synthetic images. `ferd.book.experiments.distill` trains the student (or loads the finished run
 # from the artifact store) and returns its history, one row per epoch. The next cell also trains the runs of the
 # health check below (one per method and student).
 
@@ -126,7 +128,7 @@ hist[["epoch", "lr", "gen_total", "student_loss", "acc_clean", "acc_pgd"]].round
 # finish without an error, print tables, and still be meaningless: the first `cpu` profile of this book did
 # exactly that, and the departures M1-M6 listed in {doc}`../differences` were needed to repair it. Before any
 # diagnosis we therefore check four preconditions on every run of the main comparison (chapter 6), read from
-# each run's per-epoch history and its final evaluation by `ferd.health.health_table`:
+# each run's per-epoch history and its final evaluation by `ferd.book.health.health_table`:
 #
 # 1. **The teacher recognises the synthetic images.** Each synthetic image is generated for a sampled class. If
 #    the teacher does not predict that class on it, the student is taught on images whose labels mean little,
@@ -152,21 +154,21 @@ hist[["epoch", "lr", "gen_total", "student_loss", "acc_clean", "acc_pgd"]].round
 # complete by construction and says nothing about its generator.
 
 # %%
-glue("ch02_bar_pool", f"{100 * ferd.health.MIN_AGREEMENT:.0f}", display=False)
-glue("ch02_bar_class", f"{100 * ferd.health.MIN_CLASS_AGREEMENT:.0f}", display=False)
-glue("ch02_bar_weight", f"{ferd.health.MAX_WEIGHT:g}", display=False)
-glue("ch02_bar_clean_ratio", f"{100 * ferd.health.MIN_CLEAN_RATIO:.0f}", display=False)
-glue("ch02_bar_pgd_ratio", f"{100 * ferd.health.MIN_PGD_RATIO:.0f}", display=False)
-glue("ch02_bar_class_clean", f"{100 * ferd.health.MIN_CLASS_CLEAN:.0f}", display=False)
-health = ferd.health.health_table(health_cfgs.values())
-ferd.tables.save_results(health, "ch02_health", profile)
+glue("ch02_bar_pool", f"{100 * ferd.book.health.MIN_AGREEMENT:.0f}", display=False)
+glue("ch02_bar_class", f"{100 * ferd.book.health.MIN_CLASS_AGREEMENT:.0f}", display=False)
+glue("ch02_bar_weight", f"{ferd.book.health.MAX_WEIGHT:g}", display=False)
+glue("ch02_bar_clean_ratio", f"{100 * ferd.book.health.MIN_CLEAN_RATIO:.0f}", display=False)
+glue("ch02_bar_pgd_ratio", f"{100 * ferd.book.health.MIN_PGD_RATIO:.0f}", display=False)
+glue("ch02_bar_class_clean", f"{100 * ferd.book.health.MIN_CLASS_CLEAN:.0f}", display=False)
+health = ferd.book.health.health_table(health_cfgs.values())
+ferd.book.tables.save_results(health, "ch02_health", profile)
 health_view = pd.DataFrame({
-    "method": [ferd.plots.preset_label(m) for m in health["preset"]],
+    "method": [ferd.book.plots.preset_label(m) for m in health["preset"]],
     "student": health["student"],
     "pool agreement (%)": 100 * health["agree_pool"],
     "worst-class agreement (%)": 100 * health["agree_pool_worst"],
     "non-robust channels, mean (%)": 100 * health["nonrobust_mean"],
-    f"epochs with max p > {ferd.health.MAX_WEIGHT:g} (%)": 100 * health["max_p_above"],
+    f"epochs with max p > {ferd.book.health.MAX_WEIGHT:g} (%)": 100 * health["max_p_above"],
     "clean (%)": 100 * health["clean"],
     "worst-class clean (%)": 100 * health["clean_worst"],
     "PGD (%)": 100 * health["pgd"],
@@ -182,25 +184,25 @@ if bad.empty:
     health_verdict = f"All {len(health)} runs meet the four preconditions, so their numbers can be read."
 else:
     health_verdict = (f"{len(bad)} of {len(health)} runs miss at least one precondition: "
-                      + "; ".join(f"{ferd.plots.preset_label(r.preset)}"
+                      + "; ".join(f"{ferd.book.plots.preset_label(r.preset)}"
                                   + (f" with {r.student}" if len(students) > 1 else "")
                                   + ": " + r.failed.replace("; ", ", ") for r in bad.itertuples())
                       + ". Their numbers, here and in later chapters, come from runs that did not work as the "
                         "method assumes.")
 diag = health[health["preset"] == preset]
 if diag.empty:
-    main_health = f"The runs diagnosed below ({ferd.plots.preset_label(preset)}) are not in `health_methods`."
+    main_health = f"The runs diagnosed below ({ferd.book.plots.preset_label(preset)}) are not in `health_methods`."
 elif (diag["failed"] == "").all():
-    main_health = (f"The runs diagnosed in the rest of this chapter ({ferd.plots.preset_label(preset)}) are "
+    main_health = (f"The runs diagnosed in the rest of this chapter ({ferd.book.plots.preset_label(preset)}) are "
                    "healthy.")
 else:
-    main_health = (f"The runs diagnosed in the rest of this chapter ({ferd.plots.preset_label(preset)}) are not all "
+    main_health = (f"The runs diagnosed in the rest of this chapter ({ferd.book.plots.preset_label(preset)}) are not all "
                    "healthy, so the diagnosis below describes a miniature that fails the preconditions above.")
 glue("ch02_health_verdict", health_verdict, display=False)
 glue("ch02_health_main", main_health, display=False)
 print(health_verdict)
 health_view.style.format("{:.1f}", na_rep="-", subset=[c for c in health_view.columns if c.endswith("(%)")]) \
-    .set_caption(teacher_note + " " + ferd.tables.provenance_caption(
+    .set_caption(teacher_note + " " + ferd.book.tables.provenance_caption(
         profile, cfg.dataset, seed, list(health["run"]) + [cfg.key("teacher")], paper_dataset=None))
 
 # %% [markdown]
@@ -215,7 +217,7 @@ health_view.style.format("{:.1f}", na_rep="-", subset=[c for c in health_view.co
 curves, styles = {}, {}
 for i, (m, c) in enumerate(curve_cfgs.items()):
     h = experiments.distill(c, progress=False).history
-    name = ferd.plots.preset_label(m)
+    name = ferd.book.plots.preset_label(m)
     curves[f"{name}: whole pool"] = (h["epoch"], h["agree_pool"])
     curves[f"{name}: worst class"] = (h["epoch"], h["agree_pool_worst"])
     styles[f"{name}: whole pool"] = {"color": f"C{i}"}
@@ -223,12 +225,12 @@ for i, (m, c) in enumerate(curve_cfgs.items()):
     last = h.iloc[-1]
     glue(f"ch02_agree_pool_{m}", f"{100 * last['agree_pool']:.1f}", display=False)
     glue(f"ch02_agree_worst_{m}", f"{100 * last['agree_pool_worst']:.1f}", display=False)
-fig = ferd.plots.epoch_lines(curves, styles=styles, percent=True, ylim=(0, 1.02), ylabel="teacher agrees (%)",
-                             bars=[(ferd.health.MIN_AGREEMENT, "bar: whole pool"),
-                                   (ferd.health.MIN_CLASS_AGREEMENT, "bar: worst class")],
+fig = ferd.book.plots.epoch_lines(curves, styles=styles, percent=True, ylim=(0, 1.02), ylabel="teacher agrees (%)",
+                             bars=[(ferd.book.health.MIN_AGREEMENT, "bar: whole pool"),
+                                   (ferd.book.health.MIN_CLASS_AGREEMENT, "bar: worst class")],
                              title=f"{main}: does the teacher recognise the synthetic pool?")
-ferd.plots.save_figure(fig, "ch02_pool_agreement", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch02_pool_agreement", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 glue("ch02_main", main, display=False)
 
 # %% [markdown]
@@ -250,11 +252,11 @@ both["who"] = np.where(both["checkpoint"] == "teacher", "teacher " + both["model
 pgd_both = both[both["attack"] == "pgd"]
 stu_pgd = pgd_both[pgd_both["model"] == main].set_index("class_index")["accuracy"]
 tea_pgd = pgd_both[pgd_both["checkpoint"] == "teacher"].set_index("class_index")["accuracy"]
-fig = ferd.plots.per_class_bars(pgd_both, hue="who",
+fig = ferd.book.plots.per_class_bars(pgd_both, hue="who",
                                 title=f"PGD-{cfg.attack.pgd_steps} accuracy per class: teacher vs {preset} student",
                                 highlight=int(stu_pgd.idxmin()))
-ferd.plots.save_figure(fig, "ch02_student_vs_teacher", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch02_student_vs_teacher", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # The summary per attack and model, each cell "ours (paper)". The paper has no row for plain DFRD and no
@@ -262,12 +264,12 @@ ferd.plots.show(fig)
 
 # %%
 summ = experiments.summary(both.drop(columns="who"), cfg)
-table = ferd.tables.side_by_side(summ, None, rows=["preset", "model"], cols="attack", metrics=("avg", "worst", "nsd"),
-                                 labels={a: ferd.plots.attack_label(a, cfg) for a in summ["attack"]})
-ferd.tables.save_results(summ, "ch02_summary", profile)
+table = ferd.book.tables.side_by_side(summ, None, rows=["preset", "model"], cols="attack", metrics=("avg", "worst", "nsd"),
+                                 labels={a: ferd.book.plots.attack_label(a, cfg) for a in summ["attack"]})
+ferd.book.tables.save_results(summ, "ch02_summary", profile)
 n_eval = teacher_pc.groupby("attack", sort=False)["count"].sum()
-print("Evaluation images: " + ", ".join(f"{ferd.plots.attack_label(k, cfg)} on {v:,}" for k, v in n_eval.items()))
-print(ferd.tables.provenance_caption(profile, cfg.dataset, seed, [c.key("run") for c in cfgs.values()]
+print("Evaluation images: " + ", ".join(f"{ferd.book.plots.attack_label(k, cfg)} on {v:,}" for k, v in n_eval.items()))
+print(ferd.book.tables.provenance_caption(profile, cfg.dataset, seed, [run_key(c) for c in cfgs.values()]
                                     + [cfg.key("teacher")]))
 table
 
@@ -326,7 +328,7 @@ acc = track[[f"acc_pgd_{c}" for c in range(C)]].to_numpy()
 track_gap = acc.max(axis=1) - acc.min(axis=1)
 track_nsd = np.array([metrics.nsd(row, cfg.attack.nsd_std) for row in acc])
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1.5, 1]})
-ferd.plots.class_curves(track["epoch"], 100 * acc, classes, ax=axes[0], ylabel="PGD accuracy (%)",
+ferd.book.plots.class_curves(track["epoch"], 100 * acc, classes, ax=axes[0], ylabel="PGD accuracy (%)",
                         title=f"{main}: per-class PGD accuracy", highlight=int(np.argmin(acc[-1])), marker="o")
 axes[1].plot(track["epoch"], 100 * track_gap, marker="o", label="gap max - min (points)")
 axes[1].set_xlabel("epoch")
@@ -340,8 +342,8 @@ h1, l1 = axes[1].get_legend_handles_labels()
 h2, l2 = ax2.get_legend_handles_labels()
 axes[1].legend(h1 + h2, l1 + l2, fontsize="small", loc="best")
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch02_gap_over_epochs", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch02_gap_over_epochs", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # The gap at the first and the last evaluated epoch, and whether it grew:
@@ -349,7 +351,7 @@ ferd.plots.show(fig)
 # %%
 gap_table = pd.DataFrame({"epoch": track["epoch"], "PGD Avg (%)": (100 * acc.mean(axis=1)).round(2),
                           "gap (points)": (100 * track_gap).round(2), "NSD": track_nsd.round(3)})
-ferd.tables.save_results(gap_table, "ch02_gap", profile)
+ferd.book.tables.save_results(gap_table, "ch02_gap", profile)
 if len(track) >= 2:
     g0, g1 = 100 * track_gap[0], 100 * track_gap[-1]
     n0, n1 = track_nsd[0], track_nsd[-1]
@@ -389,7 +391,7 @@ gap_table
 # $$ (ch02-confusion)
 #
 # The diagonal is the per-class robust accuracy; the off-diagonal mass shows which wrong classes absorb the
-# attacks (`ferd.evaluate.attack_confusion`).
+# attacks (`ferd.toolkit.evaluate.attack_confusion`).
 
 # %%
 split = experiments.eval_split(cfg)
@@ -397,11 +399,11 @@ a = cfg.attack
 pgd_attack = PGD(res.student, eps=a.eps, alpha=a.alpha, steps=a.pgd_steps, seed=seed)
 A = attack_confusion(res.student, split, pgd_attack, C, batch_size=a.eval_batch_size, device=device,
                      normalize=True)
-fig = ferd.plots.heatmap(A, classes, classes, xlabel="predicted class after PGD (target)",
+fig = ferd.book.plots.heatmap(A, classes, classes, xlabel="predicted class after PGD (target)",
                          ylabel="true class (source)", vmin=0, vmax=1,
                          title=f"{main}: where untargeted PGD sends each class")
-ferd.plots.save_figure(fig, "ch02_attack_confusion", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch02_attack_confusion", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # The strongest off-diagonal flows, and how concentrated each class's errors are: for each source class the
@@ -438,10 +440,10 @@ flows.head(8).assign(fraction=lambda f: (100 * f["fraction"]).round(2))
 if targeted_per_class > 0:
     S = targeted_success_matrix(res.student, split, a.eps, a.alpha, a.pgd_steps, C, per_class=targeted_per_class,
                                 batch_size=a.eval_batch_size, device=device, seed=seed)
-    fig = ferd.plots.heatmap(S, classes, classes, xlabel="target class j", ylabel="source class c", vmin=0, vmax=1,
+    fig = ferd.book.plots.heatmap(S, classes, classes, xlabel="target class j", ylabel="source class c", vmin=0, vmax=1,
                              title=f"{main}: targeted PGD success rate S[c, j]")
-    ferd.plots.save_figure(fig, "ch02_targeted_success", folder=FIG_DIR)
-    ferd.plots.show(fig)
+    ferd.book.plots.save_figure(fig, "ch02_targeted_success", folder=FIG_DIR)
+    ferd.book.plots.show(fig)
     easiest = np.unravel_index(np.nanargmax(S), S.shape)
     glue("ch02_targeted_note", f"The easiest targeted move is {classes[easiest[0]]} into {classes[easiest[1]]} "
          f"({100 * S[easiest]:.2f}% success); the hardest target overall is "

@@ -37,7 +37,7 @@ compare_preset = "ferd_no_reweight"  # the same without reweighting (uniform lab
 probe_per_class = 13  # images per class in the one-batch demonstration (the cpu probe sees ~B/C per class)
 delta_grid = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]  # vulnerability lead of one class, for the rule comparison
 rule_taus = [0.5, 1.0, 2.0]  # softmax temperatures in the rule comparison (a formula, nothing trained)
-max_p_alert = 0.6  # spec 8 watch-out: weights collapse when the largest stays above this (ferd.health.MAX_WEIGHT)
+max_p_alert = 0.6  # spec 8 watch-out: weights collapse when the largest stays above this (ferd.book.health.MAX_WEIGHT)
 tau_grid = [1.0, 2.0]  # softmax temperatures trained in the temperature section (one full FERD run each)
 
 # %% [markdown]
@@ -53,18 +53,20 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
-import ferd.book
-import ferd.health
-import ferd.plots
-import ferd.tables
-from ferd import experiments
-from ferd.attacks import PGD
+import ferd.book.health
+import ferd.book.plots
+import ferd.book.runner
+import ferd.book.tables
+from ferd.book import experiments
 from ferd.config import make_config
-from ferd.distill import Distiller
-from ferd.reweighting import minmax_weights, probe_vulnerability, softmax_weights
+from ferd.method.distill import Distiller
+from ferd.method.methods import run_key
+from ferd.method.reweighting import minmax_weights, probe_vulnerability, softmax_weights
+from ferd.toolkit.attacks import PGD
+from ferd.toolkit.data import stratified_indices
 
-ferd.plots.set_style()
-FIG_DIR = ferd.book.output_dir("figures", profile)
+ferd.book.plots.set_style()
+FIG_DIR = ferd.book.runner.output_dir("figures", profile)
 cfg = make_config(profile, preset, overrides=dict(student=student, seed=seed, device=device))
 cfg_cmp = make_config(profile, compare_preset, overrides=dict(student=student, seed=seed, device=device))
 d, a = cfg.distill, cfg.attack
@@ -72,9 +74,9 @@ d, a = cfg.distill, cfg.attack
 taus = sorted(set(map(float, tau_grid)) | {float(d.class_weight_tau)})
 tau_cfgs = {t: make_config(profile, preset, overrides=dict(student=student, seed=seed, device=device,
                                                            class_weight_tau=t)) for t in taus}
-collapse_share = ferd.health.MAX_WEIGHT_SHARE  # collapsed: max p above the alert line in more than this share of epochs
+collapse_share = ferd.book.health.MAX_WEIGHT_SHARE  # collapsed: max p above the alert line in more than this share of epochs
 print(f"{preset}: rule {d.class_weight_rule}, tau {d.class_weight_tau}, min-max bounds {d.class_weight_bounds}, "
-      f"probe PGD-{d.probe_steps}; run {cfg.key('run')}; {compare_preset}: run {cfg_cmp.key('run')}")
+      f"probe PGD-{d.probe_steps}; run {run_key(cfg)}; {compare_preset}: run {run_key(cfg_cmp)}")
 
 # %% [markdown]
 # ## Vulnerability from adversarial margins
@@ -112,20 +114,21 @@ print(f"{preset}: rule {d.class_weight_rule}, tau {d.class_weight_tau}, min-max 
 #
 # We take a small class-balanced batch of real test images ({glue:text}`ch03_probe_n` per class, close to what
 # the probe sees per class during training), attack the trained teacher with the probe's PGD, and compute
-# {eq}`ch03-margin` and {eq}`ch03-vulnerability` with `ferd.reweighting.probe_vulnerability`.
+# {eq}`ch03-margin` and {eq}`ch03-vulnerability` with `ferd.method.reweighting.probe_vulnerability`.
 
 # %%
 teacher = experiments.teacher(cfg, progress=False)
 split = experiments.eval_split(cfg)
 classes = split.classes
 C = len(classes)
-idx = torch.cat([torch.nonzero(split.labels == c).squeeze(1)[:probe_per_class] for c in range(C)])
+n_probe = min(probe_per_class, int(torch.bincount(split.labels, minlength=C).min()))  # smoke: 4 per class
+idx = stratified_indices(split.labels, C, n_probe)
 x, y = split.float_images(idx), split.labels[idx]
 probe = PGD(teacher, eps=a.eps, alpha=a.alpha, steps=d.probe_steps, seed=seed)
 D, m = probe_vulnerability(teacher, x, y, probe, C)
 p_soft = softmax_weights(D, tau=d.class_weight_tau)
 p_minmax = minmax_weights(D, bounds=tuple(d.class_weight_bounds))
-glue("ch03_probe_n", str(probe_per_class), display=False)
+glue("ch03_probe_n", str(n_probe), display=False)
 demo = pd.DataFrame({"class": classes, "attack success (%)": [100 * float((m[y == c] < 0).float().mean())
                                                               for c in range(C)],
                      "D_c": D.numpy().round(3), "softmax p_c": p_soft.numpy().round(4),
@@ -139,7 +142,7 @@ demo
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
-axes[0].bar(range(C), D.numpy(), color=ferd.plots.class_colors(C))
+axes[0].bar(range(C), D.numpy(), color=ferd.book.plots.class_colors(C))
 axes[0].axhline(0, color="black", lw=0.8)
 axes[0].set_xticks(range(C))
 axes[0].set_xticklabels(classes, rotation=30, ha="right")
@@ -147,12 +150,12 @@ axes[0].set_ylabel("vulnerability D_c")
 axes[0].set_title("Teacher vulnerability on one batch")
 weights = pd.DataFrame({f"softmax, tau = {d.class_weight_tau:g}": p_soft.numpy(),
                         f"min-max {tuple(d.class_weight_bounds)}": p_minmax.numpy()}, index=classes)
-ferd.plots.grouped_bars(axes[1], weights, "class weight p_c", percent=False, reference=(1 / C, "uniform 1/C"),
+ferd.book.plots.grouped_bars(axes[1], weights, "class weight p_c", percent=False, reference=(1 / C, "uniform 1/C"),
                         title="Class-sampling weights for the next round")
 axes[1].legend(fontsize="small")
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch03_one_batch_weights", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch03_one_batch_weights", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # How far apart can the two rules be? Under the min-max rule the most vulnerable class always gets $h$ and the
@@ -170,12 +173,12 @@ ferd.plots.show(fig)
 # %%
 low, high = d.class_weight_bounds
 bound = high / (high + (C - 1) * low)
-paper_weight = ferd.tables.paper_value("cw.c10.deer.weight")
-paper_bound = ferd.tables.paper_value("cw.c10.minmax.max_weight")
+paper_weight = ferd.book.tables.paper_value("cw.c10.deer.weight")
+paper_bound = ferd.book.tables.paper_value("cw.c10.minmax.max_weight")
 # With nine classes tied, softmax gives the odd one p = e^Delta / (e^Delta + 9): solve for Delta.
 lead_needed = math.log(paper_weight * (C - 1) / (1 - paper_weight)) * d.class_weight_tau
-glue("ch03_paper_weight", ferd.tables.fmt_paper(paper_weight, "raw"), display=False)
-glue("ch03_paper_bound", ferd.tables.fmt_paper(paper_bound, "raw"), display=False)
+glue("ch03_paper_weight", ferd.book.tables.fmt_paper(paper_weight, "raw"), display=False)
+glue("ch03_paper_bound", ferd.book.tables.fmt_paper(paper_bound, "raw"), display=False)
 glue("ch03_bound", f"{bound:.4f}", display=False)
 glue("ch03_lead_needed", f"{lead_needed:.2f}", display=False)
 glue("ch03_bound_verdict", "cannot" if paper_weight is not None and paper_weight > bound else "could", display=False)
@@ -199,8 +202,8 @@ ax.set_xlabel("vulnerability lead of one class over the nine others")
 ax.set_ylabel("its weight p_c")
 ax.set_title("Largest class weight under each rule")
 ax.legend(fontsize="x-small")
-ferd.plots.save_figure(fig, "ch03_rule_comparison", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch03_rule_comparison", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 sweep.round(4)
 
 # %% [markdown]
@@ -213,7 +216,7 @@ sweep.round(4)
 #
 # ## The weights during a full FERD run
 #
-# `ferd.experiments.distill` trains FERD (or loads it) and logs, every epoch, the vulnerability $D$ measured on
+# `ferd.book.experiments.distill` trains FERD (or loads it) and logs, every epoch, the vulnerability $D$ measured on
 # that epoch's probe batch (`D_0 ... D_9`), the weights used to draw that epoch's labels (`p_0 ... p_9`, uniform
 # in epoch 1) and the largest weight computed for the next epoch (`max_p`).
 
@@ -225,15 +228,15 @@ hist = run.history
 Dh = hist[[f"D_{c}" for c in range(C)]].to_numpy()
 Ph = hist[[f"p_{c}" for c in range(C)]].to_numpy()
 fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-ferd.plots.class_curves(hist["epoch"], Dh, classes, ax=axes[0], ylabel="vulnerability D_c", legend=False,
+ferd.book.plots.class_curves(hist["epoch"], Dh, classes, ax=axes[0], ylabel="vulnerability D_c", legend=False,
                         title="Vulnerability per class (teacher, probe batch)")
-ferd.plots.class_curves(hist["epoch"], Ph, classes, ax=axes[1], ylabel="class weight p_c",
+ferd.book.plots.class_curves(hist["epoch"], Ph, classes, ax=axes[1], ylabel="class weight p_c",
                         title="Class-sampling weights used each epoch")
 axes[1].axhline(1 / C, color="grey", ls="--", lw=1)
 axes[1].axhline(max_p_alert, color="black", ls=":", lw=1.2)  # the collapse alert of the next figure
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch03_weights_over_epochs", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch03_weights_over_epochs", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # The method specification warns that a small network's margins can be large, so that the softmax collapses
@@ -247,11 +250,11 @@ above = max_p > max_p_alert
 share_above = float(above.mean())
 collapsed = share_above > collapse_share
 top_class = [classes[int(i)] for i in np.argmax(Dh, axis=1)]
-fig = ferd.plots.epoch_lines({"max_c p_c (next epoch)": (hist["epoch"], max_p)}, ylim=(0, 1),
+fig = ferd.book.plots.epoch_lines({"max_c p_c (next epoch)": (hist["epoch"], max_p)}, ylim=(0, 1),
                              bars=[(max_p_alert, f"alert {max_p_alert:g}"), (1 / C, "uniform 1/C")],
                              ylabel="largest class weight", title="Does the softmax collapse onto one class?")
-ferd.plots.save_figure(fig, "ch03_max_p", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch03_max_p", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 if collapsed:
     alert = (f"The largest weight was above {max_p_alert:g} in {100 * share_above:.0f}% of the epochs (up to "
              f"{max_p.max():.3f}): the softmax rule at tau = {d.class_weight_tau:g} collapses onto one class here, "
@@ -301,12 +304,12 @@ for t, c in tau_cfgs.items():
                      "pool agreement (%)": 100 * float(h["agree_pool"].iloc[-1]),
                      "worst-class agreement (%)": 100 * float(h["agree_pool_worst"].iloc[-1])})
 tau_table = pd.DataFrame(tau_rows)
-ferd.tables.save_results(tau_table, "ch03_tau", profile)
-fig = ferd.plots.epoch_lines(tau_curves, ylim=(0, 1), ylabel="largest class weight",
+ferd.book.tables.save_results(tau_table, "ch03_tau", profile)
+fig = ferd.book.plots.epoch_lines(tau_curves, ylim=(0, 1), ylabel="largest class weight",
                              bars=[(max_p_alert, f"alert {max_p_alert:g}"), (1 / C, "uniform 1/C")],
                              title="Largest class weight per epoch, by temperature")
-ferd.plots.save_figure(fig, "ch03_tau_max_p", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch03_tau_max_p", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 shares = dict(zip(tau_table["tau"], tau_table[f"epochs with max p > {max_p_alert:g} (%)"] / 100))
 tau_book = float(d.class_weight_tau)
 calm = [t for t in taus if shares[t] <= collapse_share]
@@ -344,10 +347,10 @@ tau_table.drop(columns="run").set_index("tau").round(2)
 pc = pd.concat([experiments.evaluate_student(cfg, progress=False),
                 experiments.evaluate_student(cfg_cmp, progress=False)], ignore_index=True)
 pgd_pc = pc[pc["attack"] == "pgd"]
-fig = ferd.plots.per_class_bars(pgd_pc, hue="preset", hue_order=[preset, compare_preset],
+fig = ferd.book.plots.per_class_bars(pgd_pc, hue="preset", hue_order=[preset, compare_preset],
                                 title=f"PGD-{a.pgd_steps} accuracy per class, with and without reweighting")
-ferd.plots.save_figure(fig, "ch03_per_class_effect", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch03_per_class_effect", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # The summary, each cell "ours (paper)". The paper's ablation (CIFAR-10, ResNet-18 student) reports Clean and
@@ -355,11 +358,11 @@ ferd.plots.show(fig)
 
 # %%
 summ = experiments.summary(pc, cfg)
-table = ferd.tables.side_by_side(summ, "abl.c10.rn18.{preset}.{attack}.{metric}", rows="preset", cols="attack",
+table = ferd.book.tables.side_by_side(summ, "abl.c10.rn18.{preset}.{attack}.{metric}", rows="preset", cols="attack",
                                  metrics=("avg", "worst", "nsd"),
-                                 labels={x: ferd.plots.attack_label(x, cfg) for x in summ["attack"]})
-ferd.tables.save_results(summ, "ch03_reweighting_effect", profile)
-print(ferd.tables.provenance_caption(profile, cfg.dataset, seed, [cfg.key("run"), cfg_cmp.key("run")]))
+                                 labels={x: ferd.book.plots.attack_label(x, cfg) for x in summ["attack"]})
+ferd.book.tables.save_results(summ, "ch03_reweighting_effect", profile)
+print(ferd.book.tables.provenance_caption(profile, cfg.dataset, seed, [run_key(cfg), run_key(cfg_cmp)]))
 table
 
 # %% [markdown]
@@ -370,13 +373,13 @@ table
 # %%
 s = summ.set_index(["preset", "attack"])
 effect = pd.DataFrame({
-    "attack": [ferd.plots.attack_label(x, cfg) for x in cfg.attack.attacks],
+    "attack": [ferd.book.plots.attack_label(x, cfg) for x in cfg.attack.attacks],
     "Worst: with - without (points)": [100 * (s.loc[(preset, x), "worst"] - s.loc[(compare_preset, x), "worst"])
                                        for x in cfg.attack.attacks],
     "Avg: with - without (points)": [100 * (s.loc[(preset, x), "avg"] - s.loc[(compare_preset, x), "avg"])
                                      for x in cfg.attack.attacks],
 }).round(2)
-gain_pgd = float(effect.loc[effect["attack"] == ferd.plots.attack_label("pgd", cfg), "Worst: with - without (points)"].iloc[0])
+gain_pgd = float(effect.loc[effect["attack"] == ferd.book.plots.attack_label("pgd", cfg), "Worst: with - without (points)"].iloc[0])
 n_better = int((effect["Worst: with - without (points)"] > 0).sum())
 if gain_pgd > 0:
     verdict = (f"Reweighting raises the worst-class PGD accuracy by {gain_pgd:.2f} points, in the direction the "
@@ -388,10 +391,10 @@ else:
     verdict = (f"Unlike in the paper, reweighting lowers the worst-class PGD accuracy, by {-gain_pgd:.2f} points; "
                f"the worst class improves under only {n_better} of {len(effect)} attacks.")
 glue("ch03_effect_verdict", verdict, display=False)
-glue("ch03_paper_aa_worst_on", ferd.tables.fmt_paper(ferd.tables.paper_value("abl.c10.rn18.ferd.aa.worst")),
+glue("ch03_paper_aa_worst_on", ferd.book.tables.fmt_paper(ferd.book.tables.paper_value("abl.c10.rn18.ferd.aa.worst")),
      display=False)
-glue("ch03_paper_aa_worst_off", ferd.tables.fmt_paper(
-    ferd.tables.paper_value("abl.c10.rn18.ferd_no_reweight.aa.worst")), display=False)
+glue("ch03_paper_aa_worst_off", ferd.book.tables.fmt_paper(
+    ferd.book.tables.paper_value("abl.c10.rn18.ferd_no_reweight.aa.worst")), display=False)
 print(verdict)
 effect
 
@@ -400,7 +403,7 @@ effect
 #
 # ## Worked example: your own class-weight rule
 #
-# The rule is a swappable piece: `ferd.distill.Distiller` accepts any function `rule(D) -> p` that returns a
+# The rule is a swappable piece: `ferd.method.distill.Distiller` accepts any function `rule(D) -> p` that returns a
 # probability vector. As an example we soften the softmax: weights grow with the square root of the
 # vulnerability lead over the most robust class,
 #
@@ -443,16 +446,16 @@ axes[0].set_ylim(0, 1)
 axes[0].set_xlabel("epoch")
 axes[0].set_ylabel("largest class weight")
 axes[0].legend(fontsize="small")
-ferd.plots.per_class_bars(pgd_all, hue="preset", ax=axes[1], title="PGD accuracy per class")
+ferd.book.plots.per_class_bars(pgd_all, hue="preset", ax=axes[1], title="PGD accuracy per class")
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch03_custom_rule", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch03_custom_rule", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 w_soft, w_sqrt = float(worst[preset]), float(worst["ferd + sqrt_rule"])
 glue("ch03_worst_softmax", f"{100 * w_soft:.2f}", display=False)
 glue("ch03_worst_sqrt", f"{100 * w_sqrt:.2f}", display=False)
 glue("ch03_sqrt_verdict", "higher than" if w_sqrt > w_soft else ("equal to" if w_sqrt == w_soft else "lower than"),
      display=False)
-ferd.tables.save_results(pd.DataFrame({"rule": ["softmax", "sqrt_rule"], "worst_pgd": [w_soft, w_sqrt]}),
+ferd.book.tables.save_results(pd.DataFrame({"rule": ["softmax", "sqrt_rule"], "worst_pgd": [w_soft, w_sqrt]}),
                          "ch03_custom_rule", profile)
 (100 * worst).round(2).rename("worst-class PGD (%)").to_frame()
 

@@ -50,23 +50,24 @@ import torch.nn.functional as F
 from myst_nb import glue
 from sklearn.metrics import silhouette_score
 
-import ferd.book
-import ferd.health
-import ferd.plots
-import ferd.tables
-from ferd import experiments
-from ferd.augment import augment
+import ferd.book.health
+import ferd.book.plots
+import ferd.book.runner
+import ferd.book.tables
+from ferd.book import experiments
 from ferd.config import make_config
-from ferd.data import DATASETS
-from ferd.fae import ib_fit, robust_mask, spatial_variance, uniformity_loss
-from ferd.generator import Generator, reinit_generator
-from ferd.losses import BNStatsLoss, ikl, teacher_prior
-from ferd.models import create_model
-from ferd.runtime import make_generator, seed_everything
-from ferd.synthesis import frozen, sample_labels
+from ferd.method.fae import ib_fit, robust_mask, spatial_variance, uniformity_loss
+from ferd.method.generator import Generator, reinit_generator
+from ferd.method.losses import BNStatsLoss
+from ferd.method.methods import run_key
+from ferd.method.synthesis import ferd_objective, frozen, generation_round, sample_labels
+from ferd.toolkit.augment import augment
+from ferd.toolkit.data import DATASETS
+from ferd.toolkit.models import create_model
+from ferd.toolkit.runtime import make_generator, seed_everything
 
-ferd.plots.set_style()
-FIG_DIR = ferd.book.output_dir("figures", profile)
+ferd.book.plots.set_style()
+FIG_DIR = ferd.book.runner.output_dir("figures", profile)
 cfg = make_config(profile, preset, overrides=dict(student=student, seed=seed, device=device))
 cfg_cmp = make_config(profile, compare_preset, overrides=dict(student=student, seed=seed, device=device))
 d = cfg.distill
@@ -74,7 +75,7 @@ info = DATASETS[cfg.dataset]
 C = info.num_classes
 n_demo = demo_steps or d.n_g
 print(f"IB fit: {d.ib_steps} Adam steps, lr {d.ib_lr}, beta {d.ib_beta}, noise {d.ib_noise}; "
-      f"generator batch {d.batch_size}; runs {cfg.key('run')} ({preset}), {cfg_cmp.key('run')} ({compare_preset})")
+      f"generator batch {d.batch_size}; runs {run_key(cfg)} ({preset}), {run_key(cfg_cmp)} ({compare_preset})")
 
 # %% [markdown]
 # ## Finding the non-robust channels
@@ -104,7 +105,7 @@ print(f"IB fit: {d.ib_steps} Adam steps, lr {d.ib_lr}, beta {d.ib_beta}, noise {
 #
 # We run this on one batch of a freshly initialised generator, as in the first step of a generation round:
 # labels drawn uniformly, a new generator $G$ and latent codes $z$, images $x = G(z)$, augmented, then
-# `ferd.fae.ib_fit` and `ferd.fae.robust_mask`.
+# `ferd.method.fae.ib_fit` and `ferd.method.fae.robust_mask`.
 
 # %%
 seed_everything(seed)
@@ -156,8 +157,8 @@ ax.set_xlabel("spatial variance v_bk of the channel map")
 ax.set_ylabel("fitted noise variance s*_bk^2")
 ax.set_title("Information-bottleneck fit on one generator batch")
 ax.legend(fontsize="small")
-ferd.plots.save_figure(fig, "ch04_ib_scatter", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch04_ib_scatter", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # In this batch {glue:text}`ch04_nonrobust_fraction`% of the {glue:text}`ch04_B` x {glue:text}`ch04_K`
@@ -182,42 +183,38 @@ ferd.plots.show(fig)
 
 # %%
 def generator_steps(with_uni: bool) -> tuple[list[float], torch.Tensor, torch.Tensor]:
-    """`n_demo` FERD generator steps from the demo start; returns L_uni per step and the Z_nr logits before/after."""
-    w_bn, w_adv, w_oh, w_uni = d.gen_loss_weights
+    """`n_demo` steps of FERD's generation round (the library's `generation_round` with `ferd_objective`) from the
+    demo start; returns L_uni per step (measured with a fresh mask, also without the term) and the Z_nr logits
+    before and after."""
     seed_everything(seed)
     net_s = create_model(cfg.student, num_classes=C).eval()  # a fresh student, as in the first epoch
     gen = Generator(nz=d.nz, img_size=info.shape[1], nc=info.shape[0], ngf=d.ngf)  # the profile's width (M5)
     reinit_generator(gen, generator=make_generator(seed))
     z = z0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([{"params": gen.parameters(), "lr": d.lr_g}, {"params": [z], "lr": d.lr_z}],
-                           betas=(0.5, 0.999))
     bn = BNStatsLoss(teacher)
-    curve, first, last = [], None, None
-    gen.train()
+    objective = ferd_objective(teacher, net_s, bn, weights=tuple(d.gen_loss_weights), use_fae=with_uni,
+                               ib_steps=d.ib_steps, ib_lr=d.ib_lr, ib_beta=d.ib_beta, ib_noise=d.ib_noise,
+                               ikl_T2=d.ikl_T2)
+    curve, logits = [], []
+
+    def measure(xh: torch.Tensor) -> None:  # L_uni and the non-robust prediction, outside the training graph
+        Zs = teacher.features(xh.detach()).detach()
+        Ms = robust_mask(ib_fit(teacher.head, Zs, y, steps=d.ib_steps, lr=d.ib_lr, beta=d.ib_beta,
+                                noise=d.ib_noise), Zs)
+        with torch.no_grad():
+            curve.append(float(uniformity_loss(teacher.head, Zs, Ms)))
+            logits.append(teacher.head(Zs * (1 - Ms)))
+
+    def measured_objective(xh: torch.Tensor, labels: torch.Tensor):
+        measure(xh)
+        return objective(xh, labels)
+
+    generation_round(gen, z, y, measured_objective, steps=n_demo, lr_g=d.lr_g, lr_z=d.lr_z, padding=d.aug_padding,
+                     frozen_nets=(teacher, net_s), flip=d.aug_flip)
     with frozen(teacher, net_s):
-        for step in range(n_demo + 1):
-            xh = augment(gen(z), padding=d.aug_padding, generator=make_generator(seed + 100 + step))
-            with bn.recording():
-                Zs = teacher.features(xh)
-                t = teacher.head(Zs)
-            s_hat = ib_fit(teacher.head, Zs, y, steps=d.ib_steps, lr=d.ib_lr, beta=d.ib_beta, noise=d.ib_noise,
-                           generator=make_generator(seed + 200 + step))
-            Ms = robust_mask(s_hat, Zs)
-            l_uni = uniformity_loss(teacher.head, Zs, Ms)
-            curve.append(l_uni.item())
-            with torch.no_grad():
-                logits_nr = teacher.head(Zs * (1 - Ms))
-            first = logits_nr if first is None else first
-            last = logits_nr
-            if step == n_demo:  # the last pass only measures
-                break
-            loss = (w_bn * bn.loss() + w_adv * -ikl(net_s(xh), t, teacher_prior(t, d.ikl_T2))
-                    + w_oh * F.cross_entropy(t, y) + (w_uni * l_uni if with_uni else 0.0))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        measure(augment(gen(z), padding=d.aug_padding, flip=d.aug_flip))  # after the last update
     bn.remove()
-    return curve, first, last
+    return curve, logits[0], logits[-1]
 
 
 curve_with, first_with, last_with = generator_steps(True)
@@ -243,14 +240,14 @@ axes[0].set_title("Distance of the non-robust prediction from uniform")
 axes[0].legend(fontsize="small")
 probs = {"before": F.softmax(first_with, 1).mean(0), "after, with L_uni": F.softmax(last_with, 1).mean(0),
          "after, without L_uni": F.softmax(last_without, 1).mean(0)}
-ferd.plots.grouped_bars(axes[1], pd.DataFrame({k: p.numpy() for k, p in probs.items()},
+ferd.book.plots.grouped_bars(axes[1], pd.DataFrame({k: p.numpy() for k, p in probs.items()},
                                               index=experiments.eval_split(cfg).classes),
                         "mean probability", percent=False, reference=(1 / C, "uniform 1/C"),
                         title="Teacher's prediction from Z_nr (batch mean)")
 axes[1].legend(fontsize="small")
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch04_uniformity_steps", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch04_uniformity_steps", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 falls = curve_with[-1] < curve_with[0]
 glue("ch04_uni_first", f"{curve_with[0]:.3f}", display=False)
 glue("ch04_uni_last_with", f"{curve_with[-1]:.3f}", display=False)
@@ -292,27 +289,27 @@ hists = {preset: experiments.distill(cfg, progress=False).history,
          compare_preset: experiments.distill(cfg_cmp, progress=False).history}
 h_fae = hists[preset]
 nr = h_fae["nonrobust"].astype(float)
-fig = ferd.plots.epoch_lines({f"{preset}: non-robust fraction": (h_fae["epoch"], nr)}, percent=True,
+fig = ferd.book.plots.epoch_lines({f"{preset}: non-robust fraction": (h_fae["epoch"], nr)}, percent=True,
                              ylim=(-0.03, 1.03), bars=[(1.0, "all non-robust (degenerate)"),
                                                        (0.0, "all robust (degenerate)")],
                              ylabel="non-robust pairs (%)",
                              title="The FAE mask at the kept generator step, per epoch")
-ferd.plots.save_figure(fig, "ch04_nonrobust_over_epochs", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch04_nonrobust_over_epochs", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 curves, styles = {}, {}
 for i, (name, h) in enumerate(hists.items()):
     curves[f"{name}: whole pool"] = (h["epoch"], h["agree_pool"])
     curves[f"{name}: worst class"] = (h["epoch"], h["agree_pool_worst"])
     styles[f"{name}: worst class"] = {"color": f"C{i}", "ls": "--", "marker": "s"}
     styles[f"{name}: whole pool"] = {"color": f"C{i}"}
-fig = ferd.plots.epoch_lines(curves, styles=styles, percent=True, ylim=(0, 1.02), ylabel="teacher agrees (%)",
-                             bars=[(ferd.health.MIN_AGREEMENT, "health bar: whole pool"),
-                                   (ferd.health.MIN_CLASS_AGREEMENT, "health bar: worst class")],
+fig = ferd.book.plots.epoch_lines(curves, styles=styles, percent=True, ylim=(0, 1.02), ylabel="teacher agrees (%)",
+                             bars=[(ferd.book.health.MIN_AGREEMENT, "health bar: whole pool"),
+                                   (ferd.book.health.MIN_CLASS_AGREEMENT, "health bar: worst class")],
                              title="Does the uniformity term cost class agreement?")
-ferd.plots.save_figure(fig, "ch04_fae_agreement", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch04_fae_agreement", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
-lo, hi = ferd.health.NONROBUST_BOUNDS  # the ends that chapter 2's health check rules out
+lo, hi = ferd.book.health.NONROBUST_BOUNDS  # the ends that chapter 2's health check rules out
 degenerate = float(((nr <= lo) | (nr >= hi)).mean())
 nr_mean = float(nr.mean())
 if lo < nr_mean < hi and degenerate == 0:
@@ -328,8 +325,8 @@ else:
 last = {k: h.iloc[-1] for k, h in hists.items()}
 d_pool = 100 * (last[preset]["agree_pool"] - last[compare_preset]["agree_pool"])
 d_worst = 100 * (last[preset]["agree_pool_worst"] - last[compare_preset]["agree_pool_worst"])
-healthy = (last[preset]["agree_pool"] >= ferd.health.MIN_AGREEMENT
-           and last[preset]["agree_pool_worst"] >= ferd.health.MIN_CLASS_AGREEMENT)
+healthy = (last[preset]["agree_pool"] >= ferd.book.health.MIN_AGREEMENT
+           and last[preset]["agree_pool_worst"] >= ferd.book.health.MIN_CLASS_AGREEMENT)
 agree_verdict = (("FAE costs " if d_pool < 0 else "FAE does not cost ") + f"agreement on the whole pool "
                  f"({d_pool:+.1f} points) and " + ("costs " if d_worst < 0 else "does not cost ")
                  + f"agreement on the worst class ({d_worst:+.1f} points); "
@@ -343,14 +340,14 @@ for key, name in (("with", preset), ("without", compare_preset)):
     glue(f"ch04_agree_worst_{key}", f"{100 * last[name]['agree_pool_worst']:.1f}", display=False)
 glue("ch04_agree_verdict", agree_verdict, display=False)
 fae_health = pd.DataFrame([{
-    "run": ferd.plots.preset_label(name),
+    "run": ferd.book.plots.preset_label(name),
     "non-robust, mean over epochs (%)": 100 * float(h["nonrobust"].astype(float).mean()),
     "pool agreement, last epoch (%)": 100 * float(h["agree_pool"].iloc[-1]),
     "worst-class agreement, last epoch (%)": 100 * float(h["agree_pool_worst"].iloc[-1]),
     "pool agreement, mean over epochs (%)": 100 * float(h["agree_pool"].mean()),
     "worst-class agreement, mean over epochs (%)": 100 * float(h["agree_pool_worst"].mean()),
 } for name, h in hists.items()]).set_index("run")
-ferd.tables.save_results(fae_health.reset_index(), "ch04_fae_health", profile)
+ferd.book.tables.save_results(fae_health.reset_index(), "ch04_fae_health", profile)
 print(f"non-robust fraction per epoch ({preset}):", (100 * nr).round(1).tolist())
 fae_health.style.format("{:.1f}", na_rep="-")
 
@@ -386,7 +383,7 @@ for ax, (name, (px, py)) in zip(axes, pools.items()):
         mine = px[py == c][-grid_per_class:]
         pad = torch.ones(grid_per_class - len(mine), *px.shape[1:])  # a class with few samples: blank cells
         rows.append(torch.cat([mine, pad]))
-    grid = ferd.plots.image_grid(torch.cat(rows), nrow=grid_per_class)
+    grid = ferd.book.plots.image_grid(torch.cat(rows), nrow=grid_per_class)
     ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
     step = grid.shape[0] / C
     ax.set_yticks([step * (c + 0.5) for c in range(C)])
@@ -395,8 +392,8 @@ for ax, (name, (px, py)) in zip(axes, pools.items()):
     ax.grid(False)
     ax.set_title(f"{name} ({len(px)} pool images)")
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch04_sample_grids", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch04_sample_grids", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # ## How the teacher sees the synthetic samples
@@ -414,19 +411,19 @@ for name, (px, py) in pools.items():
     with torch.no_grad():
         feats = F.adaptive_avg_pool2d(teacher.features(xs), 1).flatten(1)
         pred = teacher.head(teacher.features(xs)).argmax(1)
-    embeds[name] = (ferd.plots.tsne_embedding(feats, perplexity=30, max_iter=1000, random_state=seed), pred)
+    embeds[name] = (ferd.book.plots.tsne_embedding(feats, perplexity=30, max_iter=1000, random_state=seed), pred)
     n_pred = len(torch.unique(pred))
     sil = float(silhouette_score(feats.numpy(), pred.numpy())) if 1 < n_pred < len(pred) else float("nan")
     rows.append({"run": name, "samples": len(xs), "teacher agrees with label (%)": 100 * float((pred == ys).float().mean()),
                  "classes predicted": n_pred, "silhouette (teacher classes)": sil})
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
 for ax, (name, (emb, pred)) in zip(axes, embeds.items()):
-    ferd.plots.class_scatter(emb, pred, classes, ax=ax, title=f"{name}: t-SNE of GAP(Z)", legend=ax is axes[-1])
+    ferd.book.plots.class_scatter(emb, pred, classes, ax=ax, title=f"{name}: t-SNE of GAP(Z)", legend=ax is axes[-1])
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch04_tsne", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch04_tsne", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 stats = pd.DataFrame(rows)
-ferd.tables.save_results(stats, "ch04_synthetic_stats", profile)
+ferd.book.tables.save_results(stats, "ch04_synthetic_stats", profile)
 glue("ch04_tsne_n", str(min(tsne_points, min(len(p[0]) for p in pools.values()))), display=False)
 s_with, s_without = stats.set_index("run").loc[[preset, compare_preset], "silhouette (teacher classes)"]
 glue("ch04_silhouette_verdict",

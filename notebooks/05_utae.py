@@ -45,27 +45,29 @@ sweep_attacks = ["clean", "pgd", "cw"]  # attacks of the sweep's evaluation (Aut
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import scipy.stats
 import torch
-import torch.nn.functional as F
 from myst_nb import glue
 
-import ferd.book
-import ferd.plots
-import ferd.tables
-from ferd import experiments
+import ferd.book.plots
+import ferd.book.runner
+import ferd.book.tables
+from ferd.book import experiments
 from ferd.config import make_config
-from ferd.data import load_split, stratified_subset
-from ferd.utae import UTAE
+from ferd.method.losses import entropy
+from ferd.method.methods import run_key
+from ferd.method.utae import UTAE
+from ferd.toolkit.data import load_split, stratified_subset
 
-ferd.plots.set_style()
-FIG_DIR = ferd.book.output_dir("figures", profile)
+ferd.book.plots.set_style()
+FIG_DIR = ferd.book.runner.output_dir("figures", profile)
 cfg = make_config(profile, preset, overrides=dict(student=student, seed=seed, device=device))
 sweep_cfgs = {g: make_config(profile, preset, overrides={"student": student, "seed": seed, "device": device,
                                                          "gamma": g, "attack.attacks": tuple(sweep_attacks)})
               for g in gamma_grid}
 d, a = cfg.distill, cfg.attack
 print(f"UTAE: {d.utae_steps} steps of {a.alpha:g}, eps {a.eps:g}, attacked network: {d.utae_target}; "
-      f"default gamma {d.gamma:g}; sweep runs " + ", ".join(f"{g:g}: {c.key('run')}" for g, c in sweep_cfgs.items()))
+      f"default gamma {d.gamma:g}; sweep runs " + ", ".join(f"{g:g}: {run_key(c)}" for g, c in sweep_cfgs.items()))
 
 # %% [markdown]
 # ## From KL-PGD to uniform targets
@@ -101,7 +103,7 @@ print(f"UTAE: {d.utae_steps} steps of {a.alpha:g}, eps {a.eps:g}, attacked netwo
 # ## One batch
 #
 # We take the trained FERD student of this profile (chapter 3's run, cached), a class-balanced batch of test
-# images with the teacher's logits as targets, and build adversarial examples with `ferd.utae.UTAE` for each
+# images with the teacher's logits as targets, and build adversarial examples with `ferd.method.utae.UTAE` for each
 # $\gamma$ in {glue:text}`ch05_demo_gammas`. For every example we record the student's prediction (the
 # *adversarial target*) and the entropy {eq}`ch05-entropy`.
 
@@ -121,8 +123,7 @@ for g in demo_gammas:
     x_adv = UTAE(net, eps=a.eps, alpha=a.alpha, steps=d.utae_steps, gamma=g, seed=seed)(x, t)
     with torch.no_grad():
         logits = net(x_adv)
-    q = F.softmax(logits, 1)
-    demo[g] = {"pred": logits.argmax(1), "entropy": -(q * q.clamp_min(1e-12).log()).sum(1)}
+    demo[g] = {"pred": logits.argmax(1), "entropy": entropy(logits, reduction="none")}
 glue("ch05_demo_gammas", ", ".join(f"{g:g}" for g in demo_gammas), display=False)
 print(f"{len(y)} images; student clean accuracy on them {100 * float((clean_pred == y).float().mean()):.2f}%")
 
@@ -134,7 +135,7 @@ print(f"{len(y)} images; student clean accuracy on them {100 * float((clean_pred
 fig, axes = plt.subplots(1, 2, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.6, 1]})
 shares = pd.DataFrame({f"gamma = {g:g}": (torch.bincount(demo[g]["pred"], minlength=C).float() / len(y)).numpy()
                        for g in demo_gammas}, index=classes)
-ferd.plots.grouped_bars(axes[0], shares, "share of adversarial predictions (%)", reference=(1 / C, "uniform 1/C"),
+ferd.book.plots.grouped_bars(axes[0], shares, "share of adversarial predictions (%)", reference=(1 / C, "uniform 1/C"),
                         title="Adversarial target classes")
 axes[0].set_ylim(top=1.3 * axes[0].get_ylim()[1])  # headroom: the legend sits in one row above the bars
 axes[0].legend(fontsize="small", ncol=len(demo_gammas) + 1, loc="upper center")
@@ -147,8 +148,8 @@ axes[1].set_ylabel("images")
 axes[1].set_title("Uncertainty of the adversarial predictions")
 axes[1].legend(fontsize="small")
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch05_targets_entropy", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch05_targets_entropy", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # The source-class x target-class view for the smallest and the largest $\gamma$: row $c$ is the distribution
@@ -161,11 +162,11 @@ for ax, g in zip(axes, (g_lo, g_hi)):
     M = np.zeros((C, C))
     np.add.at(M, (y.numpy(), demo[g]["pred"].numpy()), 1)
     M /= np.maximum(M.sum(1, keepdims=True), 1)
-    ferd.plots.heatmap(M, classes, classes, ax=ax, vmin=0, vmax=1, xlabel="student prediction on x_adv",
+    ferd.book.plots.heatmap(M, classes, classes, ax=ax, vmin=0, vmax=1, xlabel="student prediction on x_adv",
                        ylabel="true class", title=f"gamma = {g:g}", colorbar=ax is axes[-1])
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch05_source_target", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch05_source_target", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # Three numbers per $\gamma$: the mean entropy {eq}`ch05-entropy`, the share of images whose prediction the
@@ -179,13 +180,13 @@ for g in demo_gammas:
     flipped = pred != clean_pred
     hist = torch.bincount(pred[flipped], minlength=C).float()
     share = hist / hist.sum().clamp_min(1)
-    spread = max(0.0, float(-(share * share.clamp_min(1e-12).log()).sum() / np.log(C))) if flipped.any() else float("nan")
+    spread = float(scipy.stats.entropy(share.numpy()) / np.log(C)) if flipped.any() else float("nan")
     rows.append({"gamma": g, "mean entropy (nats)": float(demo[g]["entropy"].mean()),
                  "prediction changed (%)": 100 * float(flipped.float().mean()),
                  "robust accuracy (%)": 100 * float((pred == y).float().mean()),
                  "target spread (0-1)": spread})
 demo_table = pd.DataFrame(rows)
-ferd.tables.save_results(demo_table, "ch05_one_batch", profile)
+ferd.book.tables.save_results(demo_table, "ch05_one_batch", profile)
 e_lo, e_hi = demo_table["mean entropy (nats)"].iloc[[0, -1]]
 s_lo, s_hi = demo_table["target spread (0-1)"].iloc[[0, -1]]
 glue("ch05_entropy_lo", f"{e_lo:.3f}", display=False)
@@ -215,18 +216,18 @@ demo_table.round(3)
 
 # %%
 glue("ch05_gamma_grid", ", ".join(f"{g:g}" for g in gamma_grid), display=False)
-glue("ch05_sweep_attacks", ", ".join(ferd.plots.attack_label(x, cfg) for x in sweep_attacks), display=False)
+glue("ch05_sweep_attacks", ", ".join(ferd.book.plots.attack_label(x, cfg) for x in sweep_attacks), display=False)
 per_class = []
 for g, c in sweep_cfgs.items():
     per_class.append(experiments.evaluate_student(c, progress=False).assign(gamma=g))
 per_class = pd.concat(per_class, ignore_index=True)
 summ = pd.concat([experiments.summary(pc.drop(columns="gamma"), cfg).assign(gamma=g)
                   for g, pc in per_class.groupby("gamma", sort=False)], ignore_index=True)
-ferd.tables.save_results(summ, "ch05_gamma_sweep", profile)
+ferd.book.tables.save_results(summ, "ch05_gamma_sweep", profile)
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
 for attack in [x for x in sweep_attacks if x != "clean"]:
     s = summ[summ["attack"] == attack]
-    label = ferd.plots.attack_label(attack, cfg)
+    label = ferd.book.plots.attack_label(attack, cfg)
     axes[0].plot(s["gamma"], 100 * s["avg"], marker="o", label=label)
     axes[1].plot(s["gamma"], 100 * s["worst"], marker="o", label=label)
     axes[2].plot(s["gamma"], s["nsd"], marker="o", label=label)
@@ -239,8 +240,8 @@ axes[0].set_title("robust accuracy")
 axes[1].set_title("worst class")
 axes[2].set_title("unevenness")
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch05_gamma_sweep", folder=FIG_DIR)
-ferd.plots.show(fig)
+ferd.book.plots.save_figure(fig, "ch05_gamma_sweep", folder=FIG_DIR)
+ferd.book.plots.show(fig)
 
 # %% [markdown]
 # The shaded band is the range the paper recommends. The numbers, each cell "ours (paper)"; the paper reports
@@ -248,9 +249,9 @@ ferd.plots.show(fig)
 
 # %%
 summ_tab = summ.assign(gamma=[f"{g:g}" for g in summ["gamma"]])
-table = ferd.tables.side_by_side(summ_tab, None, rows="gamma", cols="attack", metrics=("avg", "worst", "nsd"),
-                                 labels={x: ferd.plots.attack_label(x, cfg) for x in sweep_attacks})
-print(ferd.tables.provenance_caption(profile, cfg.dataset, seed, [c.key("run") for c in sweep_cfgs.values()]))
+table = ferd.book.tables.side_by_side(summ_tab, None, rows="gamma", cols="attack", metrics=("avg", "worst", "nsd"),
+                                 labels={x: ferd.book.plots.attack_label(x, cfg) for x in sweep_attacks})
+print(ferd.book.tables.provenance_caption(profile, cfg.dataset, seed, [run_key(c) for c in sweep_cfgs.values()]))
 table
 
 # %% [markdown]
@@ -262,7 +263,7 @@ table
 # best value at $\gamma \ge 0.7$ below the best value inside $[0.1, 0.5]$? Ties count as no support.
 
 # %%
-papers = ferd.tables.load_paper_numbers().set_index("key")
+papers = ferd.book.tables.load_paper_numbers().set_index("key")
 glue("ch05_claim_best", str(papers.loc["gamma.claim.best_range", "note"]), display=False)
 glue("ch05_claim_high", str(papers.loc["gamma.claim.high_worse", "note"]), display=False)
 mid = [g for g in gamma_grid if 0.1 - 1e-9 <= g <= 0.5 + 1e-9]
@@ -273,12 +274,12 @@ for attack in [x for x in sweep_attacks if x != "clean"]:
     for metric in ("avg", "worst"):
         s = summ[summ["attack"] == attack].set_index("gamma")[metric]
         best = [f"{g:g}" for g in s.index[s == s.max()]]
-        checks.append({"attack": ferd.plots.attack_label(attack, cfg), "metric": metric,
+        checks.append({"attack": ferd.book.plots.attack_label(attack, cfg), "metric": metric,
                        "best gamma(s)": ", ".join(best),
                        "(a) [0.1, 0.5] beats the rest": bool(s[mid].max() > s[rest].max()) if mid and rest else None,
                        "(b) gamma >= 0.7 weaker": bool(s[high].max() < s[mid].max()) if mid and high else None})
 checks = pd.DataFrame(checks)
-ferd.tables.save_results(checks, "ch05_gamma_claims", profile)
+ferd.book.tables.save_results(checks, "ch05_gamma_claims", profile)
 if not mid or not high:
     agree = "The grid lacks values inside [0.1, 0.5] or at 0.7 and above, so the claims cannot be checked."
 else:
@@ -308,7 +309,7 @@ checks
 # 2. Extend `demo_gammas` to $\{0, 1, 3, 10\}$. At which $\gamma$ does the attack stop changing predictions on the
 #    one-batch comparison?
 # 3. Replace the uniform target $U$ in {eq}`ch05-utae` by the *teacher's class-average prediction* and write it
-#    as a student-attack factory for `ferd.distill.Distiller(cfg, student_attack=...)` (signature
-#    `(net, eps, alpha, steps, seed) -> Attack`; subclass `ferd.attacks.KLPGD` and override `objective`).
+#    as a student-attack factory for `ferd.method.distill.Distiller(cfg, student_attack=...)` (signature
+#    `(net, eps, alpha, steps, seed) -> Attack`; subclass `ferd.toolkit.attacks.KLPGD` and override `objective`).
 # 4. Repeat the sweep for three seeds (parameter `seed`) and plot mean and spread per $\gamma$. Does the best
 #    $\gamma$ stay in $[0.1, 0.5]$?

@@ -57,18 +57,18 @@ import pandas as pd
 from IPython.display import display
 from myst_nb import glue
 
-import ferd.book
-import ferd.plots
-import ferd.tables
-from ferd import experiments
+import ferd.book.plots
+import ferd.book.runner
+import ferd.book.tables
+from ferd.book import experiments
+from ferd.book.plots import PRESET_LABELS, preset_label
+from ferd.book.tables import ATTACK_LABELS, DATASET_LABELS, fmt_paper, load_paper_numbers, record_kind
 from ferd.config import make_config
-from ferd.distill import distiller_class
 from ferd.errors import ConfigError
-from ferd.plots import PRESET_LABELS, preset_label
-from ferd.tables import ATTACK_LABELS, DATASET_LABELS, fmt_paper, load_paper_numbers, record_kind
+from ferd.method.methods import method_class
 
-ferd.plots.set_style()
-FIG_DIR = ferd.book.output_dir("figures", profile)
+ferd.book.plots.set_style()
+FIG_DIR = ferd.book.runner.output_dir("figures", profile)
 for needed in ("ferd", "dfrd_plain"):
     if needed not in methods:
         raise ConfigError("methods", methods, f"a list of presets that contains {needed!r}")
@@ -81,7 +81,7 @@ no_aa = [x for x in profile_attacks if x != "aa"]  # AutoAttack only for `aa_met
 cfgs = {(st, m): make_config(profile, m, overrides=dict(student=st, seed=seed, device=device,
                                                         **({} if m in aa_methods else {"attack.attacks": no_aa})))
         for st in students for m in methods}
-data_free = {m: distiller_class(cfgs[students[0], m]).uses_generator for m in methods}
+data_free = {m: "generator" in method_class(cfgs[students[0], m]).needs for m in methods}
 base = make_config(profile, "ferd", overrides=dict(student=students[0], seed=seed, device=device))
 ATTACKS = list(base.attack.attacks)
 ROBUST = [a for a in ("pgd", "aa") if a in ATTACKS]  # the attacks the text compares on
@@ -126,9 +126,9 @@ per_class = {key: experiments.evaluate_student(c, progress=False) for key, c in 
 summary = pd.concat([experiments.summary(pc, cfgs[key]).assign(student=key[0]) for key, pc in per_class.items()],
                     ignore_index=True)
 teacher_summary = experiments.summary(teacher_pc, base)
-ferd.tables.save_results(pd.concat([teacher_summary.assign(student="(teacher)"), summary], ignore_index=True),
+ferd.book.tables.save_results(pd.concat([teacher_summary.assign(student="(teacher)"), summary], ignore_index=True),
                          "ch06_main_table", profile)
-ferd.tables.save_results(pd.concat([teacher_pc, *per_class.values()], ignore_index=True), "ch06_per_class",
+ferd.book.tables.save_results(pd.concat([teacher_pc, *per_class.values()], ignore_index=True), "ch06_per_class",
                          profile)
 print(f"{len(per_class)} students and the teacher evaluated under {', '.join(ATTACK_LABELS[x] for x in ATTACKS)}")
 
@@ -145,12 +145,12 @@ labels = {**PRESET_LABELS, "teacher": teacher_label}
 ours_tables = {}
 for st in students:
     rows = pd.concat([teacher_summary, summary[summary["student"] == st]], ignore_index=True)
-    table = ferd.tables.side_by_side(rows, None, rows="preset", cols="attack", cell="{ours}", labels=labels)
+    table = ferd.book.tables.side_by_side(rows, None, rows="preset", cols="attack", cell="{ours}", labels=labels)
     table = table.fillna("not run")  # AutoAttack only for `aa_methods` and the teacher
     table[("run", "config")] = list(rows.drop_duplicates("preset")["config_hash"])
     ours_tables[st] = table
     caption = (f"Ours: student {st}. "
-               + ferd.tables.provenance_caption(profile, base.dataset, seed, list(rows["config_hash"].unique()),
+               + ferd.book.tables.provenance_caption(profile, base.dataset, seed, list(rows["config_hash"].unique()),
                                                 paper_dataset=None).removeprefix("Ours: "))
     display(table.style.set_caption(caption))
 
@@ -177,7 +177,7 @@ for st in students:
     t1 = t1.assign(cell=[fmt_paper(None if pd.isna(v) else v, record_kind(m)) for v, m in zip(t1["value"],
                                                                                               t1["metric"])])
     table = t1.pivot_table(index="method", columns=["attack", "metric"], values="cell", aggfunc="first",
-                           sort=False).fillna(ferd.tables.NOT_RECOVERED)
+                           sort=False).fillna(ferd.book.tables.NOT_RECOVERED)
     display(table.style.set_caption(
         f"Paper, Table 1: CIFAR-10, WRN-34-10 teacher -> {PAPER_NAME[code]} student (shown beside our {st}). "
         "CIFAR-10 orientation only, not comparable with our Fashion-MNIST numbers; n/r = not recovered."))
@@ -198,11 +198,11 @@ for ax, st in zip(axes[0], students):
     worst = worst[robust_attacks]
     worst.index = [labels.get(p, p) for p in worst.index]
     worst.columns = [ATTACK_LABELS[x] for x in worst.columns]
-    ferd.plots.grouped_bars(ax, worst, "worst-class accuracy (%)")
+    ferd.book.plots.grouped_bars(ax, worst, "worst-class accuracy (%)")
     ax.set_title(st)
     ax.legend(fontsize=8)
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch06_worst_class", folder=FIG_DIR);
+ferd.book.plots.save_figure(fig, "ch06_worst_class", folder=FIG_DIR);
 
 # %%
 def worst_of(st, method, attack):
@@ -277,10 +277,10 @@ for st in students:
     h = experiments.distill(c, progress=False).history.dropna(subset=["acc_clean"])
     best_epochs[st] = (int(h.loc[h["acc_clean"].idxmax(), "epoch"]), int(h["epoch"].max()))
 checkpoints = pd.concat(rows, ignore_index=True)
-ferd.tables.save_results(checkpoints, "ch06_best_clean", profile)
-table = ferd.tables.side_by_side(checkpoints, None, rows=["student", "checkpoint"], cols="attack", cell="{ours}",
+ferd.book.tables.save_results(checkpoints, "ch06_best_clean", profile)
+table = ferd.book.tables.side_by_side(checkpoints, None, rows=["student", "checkpoint"], cols="attack", cell="{ours}",
                                  labels={"final": "final epoch", "best_clean": "best clean"})
-display(table.style.set_caption(ferd.tables.provenance_caption(
+display(table.style.set_caption(ferd.book.tables.provenance_caption(
     profile, base.dataset, seed, list(checkpoints["config_hash"].unique()), paper_dataset=None)))
 
 ck = checkpoints.set_index(["student", "checkpoint", "attack"])

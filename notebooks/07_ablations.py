@@ -49,17 +49,18 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
 
-import ferd.book
-import ferd.plots
-import ferd.tables
-from ferd import experiments
+import ferd.book.plots
+import ferd.book.runner
+import ferd.book.tables
+from ferd.book import experiments
+from ferd.book.plots import PRESET_LABELS, preset_label
+from ferd.book.tables import ATTACK_LABELS, fmt_paper, has_paper_key, paper_value
 from ferd.config import make_config
 from ferd.errors import ConfigError
-from ferd.plots import PRESET_LABELS, preset_label
-from ferd.tables import ATTACK_LABELS, fmt_paper, has_paper_key, paper_value
+from ferd.method.methods import run_key
 
-ferd.plots.set_style()
-FIG_DIR = ferd.book.output_dir("figures", profile)
+ferd.book.plots.set_style()
+FIG_DIR = ferd.book.runner.output_dir("figures", profile)
 if "ferd" not in presets:
     raise ConfigError("presets", presets, "a list that contains 'ferd' (the deltas are taken to full FERD)")
 all_presets = list(dict.fromkeys(list(presets) + list(extra_presets)))
@@ -69,7 +70,7 @@ ROBUST = "aa" if "aa" in base.attack.attacks else "pgd"  # the strongest attack 
 ATTACKS = [a for a in ("clean", "pgd", "aa") if a in base.attack.attacks]
 for p, c in cfgs.items():
     d = c.distill
-    print(f"{p:18s} reweighting={d.use_reweighting!s:5s} FAE={d.use_fae!s:5s} gamma={d.gamma}  hash {c.key('run')}")
+    print(f"{p:18s} reweighting={d.use_reweighting!s:5s} FAE={d.use_fae!s:5s} gamma={d.gamma}  hash {run_key(c)}")
 
 # %% [markdown]
 # The switches printed above are the whole difference between the rows (method specification, section 7.3):
@@ -91,7 +92,7 @@ experiments.prefetch(cfgs.values(), progress=False)  # every missing run trained
 per_class = pd.concat([experiments.evaluate_student(c, progress=False) for c in cfgs.values()], ignore_index=True)
 summary = experiments.summary(per_class, base)
 summary = summary[summary["attack"].isin(ATTACKS)].reset_index(drop=True)
-ferd.tables.save_results(summary, "ch07_ablations", profile)
+ferd.book.tables.save_results(summary, "ch07_ablations", profile)
 n_eval, n_aa = base.attack.eval_per_class, base.attack.aa_per_class
 glue("ch07_eval_set", (f"the first {n_eval} test images of each class" if n_eval else "the whole test set")
      + (f" (AutoAttack: the first {n_aa} of each class)" if "aa" in ATTACKS and n_aa != n_eval else ""),
@@ -100,10 +101,10 @@ glue("ch07_robust", ATTACK_LABELS[ROBUST], display=False)
 glue("ch07_student", student, display=False)
 
 labels = {**PRESET_LABELS, **{p: f"{preset_label(p)} (not in the paper)" for p in extra_presets}}
-ours = ferd.tables.side_by_side(summary, None, rows="preset", cols="attack", metrics=("avg", "worst"),
+ours = ferd.book.tables.side_by_side(summary, None, rows="preset", cols="attack", metrics=("avg", "worst"),
                                 cell="{ours}", labels=labels)
 ours[("run", "config")] = list(summary.drop_duplicates("preset")["config_hash"])
-print(ferd.tables.provenance_caption(profile, base.dataset, seed, list(summary["config_hash"].unique()),
+print(ferd.book.tables.provenance_caption(profile, base.dataset, seed, list(summary["config_hash"].unique()),
                                     paper_dataset=None))
 ours
 
@@ -167,14 +168,14 @@ delta_paper = pd.DataFrame({f"{PAPER_ATTACK[a]} {m.capitalize()}":
                            index=[preset_label(p) for p in paper_presets])
 fig, axes = plt.subplots(1, 2, figsize=(13, 4),
                          gridspec_kw={"width_ratios": [len(delta_ours), max(len(delta_paper), 1)]})
-ferd.plots.grouped_bars(axes[0], delta_ours, "change vs full FERD (points)", percent=False)
-axes[0].set_title(f"Ours ({ferd.tables.DATASET_LABELS[base.dataset]}, {student})")
+ferd.book.plots.grouped_bars(axes[0], delta_ours, "change vs full FERD (points)", percent=False)
+axes[0].set_title(f"Ours ({ferd.book.tables.DATASET_LABELS[base.dataset]}, {student})")
 axes[0].legend(fontsize=7, ncol=2)
-ferd.plots.grouped_bars(axes[1], delta_paper, "change vs full FERD (points)", percent=False)
+ferd.book.plots.grouped_bars(axes[1], delta_paper, "change vs full FERD (points)", percent=False)
 axes[1].set_title("Paper (CIFAR-10, RN-18)")
 axes[1].legend(fontsize=7, ncol=2)
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch07_ablation_deltas", folder=FIG_DIR);
+ferd.book.plots.save_figure(fig, "ch07_ablation_deltas", folder=FIG_DIR);
 
 # %%
 SINGLE = {"ferd_no_reweight": "the class reweighting", "ferd_no_fae": "the fairness-aware examples",

@@ -51,17 +51,17 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
-import ferd.book
-import ferd.plots
-import ferd.tables
-from ferd import experiments
+import ferd.book.plots
+import ferd.book.runner
+import ferd.book.tables
+from ferd.book import experiments
+from ferd.book.plots import PRESET_LABELS, preset_label
+from ferd.book.tables import ATTACK_LABELS, DATASET_LABELS
 from ferd.config import make_config
 from ferd.errors import ConfigError
-from ferd.plots import PRESET_LABELS, preset_label
-from ferd.tables import ATTACK_LABELS, DATASET_LABELS
 
-ferd.plots.set_style()
-FIG_DIR = ferd.book.output_dir("figures", profile)
+ferd.book.plots.set_style()
+FIG_DIR = ferd.book.runner.output_dir("figures", profile)
 
 
 def config(preset, student=student, seed=seed, **extra):
@@ -130,12 +130,12 @@ per_class_a = pd.concat([experiments.evaluate_student(cfg[p], progress=False)
                          for p in ("ferd", "ferd_released")], ignore_index=True)
 summary_a = experiments.summary(per_class_a, base)
 history = {p: experiments.distill(cfg[p], progress=False).history for p in ("ferd", "ferd_released")}
-ferd.tables.save_results(per_class_a, "ch08_released_per_class", profile)
+ferd.book.tables.save_results(per_class_a, "ch08_released_per_class", profile)
 
 hashes_a = list(summary_a["config_hash"].unique())
-table_a = ferd.tables.side_by_side(summary_a, None, rows="preset", cols="attack", cell="{ours}",
+table_a = ferd.book.tables.side_by_side(summary_a, None, rows="preset", cols="attack", cell="{ours}",
                                    labels=PRESET_LABELS)
-print(ferd.tables.provenance_caption(profile, base.dataset, seed, hashes_a, paper_dataset=None))
+print(ferd.book.tables.provenance_caption(profile, base.dataset, seed, hashes_a, paper_dataset=None))
 table_a
 
 # %% [markdown]
@@ -146,13 +146,13 @@ table_a
 # CIFAR-10 class.
 
 # %%
-paper_weight = ferd.tables.paper_value("cw.c10.deer.weight")
+paper_weight = ferd.book.tables.paper_value("cw.c10.deer.weight")
 robust_pc = per_class_a[per_class_a["attack"] == ROBUST].pivot_table(
     index="class_name", columns="preset", values="accuracy", sort=False)[["ferd", "ferd_released"]]
 robust_pc.columns = [preset_label(c) for c in robust_pc.columns]
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), gridspec_kw={"width_ratios": [2, 1]})
-ferd.plots.grouped_bars(axes[0], robust_pc, f"{ATTACK_LABELS[ROBUST]} accuracy (%)")
+ferd.book.plots.grouped_bars(axes[0], robust_pc, f"{ATTACK_LABELS[ROBUST]} accuracy (%)")
 axes[0].set_title(f"Per-class robust accuracy ({student})")
 axes[0].legend(fontsize=8)
 for p in ("ferd", "ferd_released"):
@@ -169,7 +169,7 @@ axes[1].set_ylabel(r"largest class weight $\max_c p_c$")
 axes[1].set_title("Class sampling weights")
 axes[1].legend(fontsize=8)
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch08_released", folder=FIG_DIR);
+ferd.book.plots.save_figure(fig, "ch08_released", folder=FIG_DIR);
 
 # %%
 sa = summary_a.set_index(["preset", "attack"])
@@ -216,7 +216,7 @@ glue("ch08_maxp_note", note, display=False)
 # A reviewer asked how the results change with the attack budget $\epsilon$. Retraining at every budget is
 # expensive, so here the budget is swept **at evaluation only**: the students distilled at the profile's
 # $\epsilon$ are attacked with PGD at each budget of the grid, with step $\alpha = $ `alpha_ratio` $\cdot\,\epsilon$
-# and the profile's number of steps. The attacks come from `ferd.attacks` through the same evaluation path as
+# and the profile's number of steps. The attacks come from `ferd.toolkit.attacks` through the same evaluation path as
 # every other table, and each result is cached.
 
 # %%
@@ -229,10 +229,10 @@ for (p, e), ecfg in eps_cfg.items():
     rows.append(sm)
 sweep = pd.concat(rows, ignore_index=True)[["preset", "eps", "alpha", "attack", "avg", "worst", "nsd",
                                              "config_hash"]]
-ferd.tables.save_results(sweep, "ch08_eps_sweep", profile)
-print(ferd.tables.provenance_caption(profile, base.dataset, seed, list(sweep["config_hash"].unique()),
+ferd.book.tables.save_results(sweep, "ch08_eps_sweep", profile)
+print(ferd.book.tables.provenance_caption(profile, base.dataset, seed, list(sweep["config_hash"].unique()),
                                     paper_dataset=None))
-ferd.tables.side_by_side(sweep, None, rows="eps", cols="preset", metrics=("avg", "worst", "nsd"), cell="{ours}",
+ferd.book.tables.side_by_side(sweep, None, rows="eps", cols="preset", metrics=("avg", "worst", "nsd"), cell="{ours}",
                          labels=PRESET_LABELS)
 
 # %% [markdown]
@@ -251,7 +251,7 @@ for ax, metric, title in ((axes[0], "avg", "Average"), (axes[1], "worst", "Worst
 axes[0].set_ylabel("accuracy (%)")
 axes[0].legend()
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch08_eps_sweep", folder=FIG_DIR);
+ferd.book.plots.save_figure(fig, "ch08_eps_sweep", folder=FIG_DIR);
 
 # %%
 gap = (sweep[sweep["preset"] == "ferd"].set_index("eps")["worst"]
@@ -300,11 +300,11 @@ long = seed_runs.melt(id_vars=["preset", "model", "seed", "attack", "config_hash
                       var_name="metric")
 long["label"] = long["attack"].map(ATTACK_LABELS) + " " + long["metric"].map({"avg": "Avg", "worst": "Worst",
                                                                                "nsd": "NSD"})
-ferd.tables.save_results(long, "ch08_seeds", profile)
+ferd.book.tables.save_results(long, "ch08_seeds", profile)
 
-print(ferd.tables.provenance_caption(profile, base.dataset, seeds, list(seed_runs["config_hash"].unique()),
+print(ferd.book.tables.provenance_caption(profile, base.dataset, seeds, list(seed_runs["config_hash"].unique()),
                                     paper_dataset=None))
-ferd.tables.side_by_side(seed_runs, None, rows=["model", "preset"], cols="attack", cell="{ours}",
+ferd.book.tables.side_by_side(seed_runs, None, rows=["model", "preset"], cols="attack", cell="{ours}",
                          labels=PRESET_LABELS)
 
 # %% [markdown]
@@ -319,9 +319,9 @@ fig, axes = plt.subplots(len(seed_students), 2, figsize=(12, 3.4 * len(seed_stud
                          gridspec_kw={"width_ratios": [2, 1]})
 for i, st in enumerate(seed_students):
     d = plot_df[plot_df["model"] == st]
-    ferd.plots.seed_strip(axes[i, 0], d[d["label"].isin(order)], "label", "value", "method", order=order,
+    ferd.book.plots.seed_strip(axes[i, 0], d[d["label"].isin(order)], "label", "value", "method", order=order,
                           hue_order=hue_order)
-    ferd.plots.seed_strip(axes[i, 1], d[d["label"].isin(nsd_order)], "label", "value", "method", percent=False,
+    ferd.book.plots.seed_strip(axes[i, 1], d[d["label"].isin(nsd_order)], "label", "value", "method", percent=False,
                           order=nsd_order, hue_order=hue_order)
     axes[i, 0].set_ylabel(f"{st}\naccuracy (%)")
     axes[i, 1].set_ylabel("NSD (lower is fairer)")
@@ -333,7 +333,7 @@ for i, st in enumerate(seed_students):
 handles, labels = axes[0, 0].get_legend_handles_labels()
 fig.legend(handles[-len(hue_order):], labels[-len(hue_order):], loc="upper center", ncol=2)
 fig.tight_layout(rect=(0, 0, 1, 0.94))
-ferd.plots.save_figure(fig, "ch08_seeds", folder=FIG_DIR);
+ferd.book.plots.save_figure(fig, "ch08_seeds", folder=FIG_DIR);
 
 # %%
 sentences = []

@@ -52,22 +52,23 @@ import pandas as pd
 from IPython.display import display
 from myst_nb import glue
 
-import ferd.book
-import ferd.plots
-import ferd.tables
-from ferd import artifacts
-from ferd.config import KEYED_WHEN_ON, SPEED_ONLY, config_from_dict, make_config
-from ferd.data import DATASETS, load_split
+import ferd.book.plots
+import ferd.book.runner
+import ferd.book.tables
+from ferd.book.tables import DATASET_LABELS
+from ferd.config import DISTILL_GROUPS, KEYED_WHEN_ON, config_from_dict, get_field, make_config
 from ferd.errors import DataError, FerdError
-from ferd.evaluate import format_table, summarize
-from ferd.tables import DATASET_LABELS
+from ferd.method.methods import run_key
+from ferd.toolkit import artifacts
+from ferd.toolkit.data import DATASETS, load_split
+from ferd.toolkit.evaluate import format_table, summarize
 
-ferd.plots.set_style()
-FIG_DIR = ferd.book.output_dir("figures", profile)
+ferd.book.plots.set_style()
+FIG_DIR = ferd.book.runner.output_dir("figures", profile)
 paper_cfgs = {ds: make_config("paper", preset, overrides=dict(dataset=ds, seed=seed, device=device))
               for ds in datasets}
 for ds, c in paper_cfgs.items():
-    print(f"{ds:14s} teacher {c.teacher.arch} ({c.teacher.method}) -> student {c.student}; run key {c.key('run')}")
+    print(f"{ds:14s} teacher {c.teacher.arch} ({c.teacher.method}) -> student {c.student}; run key {run_key(c)}")
 
 # %% [markdown]
 # ## What changes between the profiles
@@ -132,14 +133,6 @@ SPEC_5_10 = {
 SPEC_COLUMN = {"cifar10": 0, "cifar100": 1, "tiny_imagenet": 2}
 
 
-def field(cfg, name):
-    """Read a dotted field ('distill.lr') of a config."""
-    obj = cfg
-    for part in name.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def same(a, b):
     """Equal values, with a tolerance for floats (8/255 is stored as a float)."""
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
@@ -162,17 +155,17 @@ book_cfg = make_config("cpu", preset)  # the profile this book's numbers come fr
 for name, spec_values in SPEC_5_10.items():
     row = {"field": name}
     for ds, c in paper_cfgs.items():
-        ours, spec = field(c, name), spec_values[SPEC_COLUMN[ds]]
+        ours, spec = get_field(c, name), spec_values[SPEC_COLUMN[ds]]
         # the seed parameter of this chapter overrides the profile; compare the profile's own default
         if name == "seed":
             ours = make_config("paper", preset, overrides=dict(dataset=ds, device=device)).seed
         row[f"{ds}: ours"] = show(ours)
         row[f"{ds}: spec 5.10"] = show(spec)
         row[f"{ds}: match"] = "yes" if same(ours, spec) else "NO"
-    row["cpu profile (this book)"] = show(field(book_cfg, name))
+    row["cpu profile (this book)"] = show(get_field(book_cfg, name))
     rows.append(row)
 config_table = pd.DataFrame(rows)
-ferd.tables.save_results(config_table, "ch09_paper_config", profile)
+ferd.book.tables.save_results(config_table, "ch09_paper_config", profile)
 mismatches = [(r["field"], ds) for r in rows for ds in paper_cfgs if r[f"{ds}: match"] == "NO"]
 glue("ch09_n_fields", str(len(SPEC_5_10)), display=False)
 glue("ch09_config_verdict",
@@ -188,7 +181,7 @@ config_table.set_index("field")
 # The preset `ferd_released` reproduces the released code instead.
 #
 # The paper profile also turns on switches that the specification does not mention because they only change how
-# fast a run goes on a GPU (`ferd.speed`). The next cell lists them; those marked as entering the configuration
+# fast a run goes on a GPU (`ferd.toolkit.speed`). The next cell lists them; those marked as entering the configuration
 # hash (bf16 autocast, the multi-GPU split) change the numbers slightly, so runs with and without them are kept
 # apart in the artifact store.
 
@@ -197,13 +190,13 @@ first = paper_cfgs[datasets[0]]
 speed = pd.DataFrame([{"field": f"distill.{name}", "paper profile": show(getattr(first.distill, name)),
                        "cpu profile": show(getattr(make_config("cpu", preset).distill, name)),
                        "enters the hash": "when on" if name in KEYED_WHEN_ON else "never"}
-                      for name in (*KEYED_WHEN_ON, *SPEED_ONLY)]).set_index("field")
+                      for name in (*KEYED_WHEN_ON, *DISTILL_GROUPS["speed"])]).set_index("field")
 speed
 
 # %% [markdown]
 # ## Getting the data
 #
-# `ferd.data` looks for a dataset in the folder given as `root`, then in `$FERD_DATA`, then in `./data`, and
+# `ferd.toolkit.data` looks for a dataset in the folder given as `root`, then in `$FERD_DATA`, then in `./data`, and
 # downloads Fashion-MNIST and the two CIFAR sets with torchvision only when none of these holds them. The
 # expected layouts are the datasets' own:
 #
@@ -214,7 +207,7 @@ speed
 # | Tiny-ImageNet | `tiny-imagenet-200/` | the unzipped `tiny-imagenet-200.zip`: `wnids.txt`, `words.txt`, `train/`, `val/` |
 #
 # Tiny-ImageNet is never downloaded automatically, and its labelled validation split serves as the test set.
-# The next cell asks `ferd.data` for each test split without downloading and prints either its size or the
+# The next cell asks `ferd.toolkit.data` for each test split without downloading and prints either its size or the
 # library's own instructions for getting it.
 
 # %%
@@ -270,7 +263,7 @@ print("\n\n".join(commands(ds, c) for ds, c in paper_cfgs.items()))
 # * Every other preset of the book (`dfrd_plain`, the ablations, the baselines) runs the same way with
 #   `--preset NAME`; `--set KEY=VALUE` changes any configuration field, e.g. `--set gamma=0.5`.
 # * **Several GPUs, one run.** With `--set distributed=True` and `torchrun`, one run is split over the GPUs of a
-#   machine (`ferd.parallel`): every rank works on a slice of each batch, the generator's and the student's
+#   machine (`ferd.method.parallel`): every rank works on a slice of each batch, the generator's and the student's
 #   gradients are averaged, and rank 0 writes the artifacts. Batch-norm statistics are then per slice, so the
 #   numbers are not bit-identical to one process and the switch enters the configuration hash:
 #   `torchrun --standalone --nproc_per_node 4 -m ferd distill --profile paper --preset ferd --set distributed=True`.
@@ -322,7 +315,7 @@ for ds, c in paper_cfgs.items():
     })
 cost = pd.DataFrame(cost_rows).set_index("dataset")
 cost.index = [DATASET_LABELS[ds] for ds in cost.index]
-ferd.tables.save_results(cost.rename_axis("dataset").reset_index(), "ch09_paper_cost", profile)
+ferd.book.tables.save_results(cost.rename_axis("dataset").reset_index(), "ch09_paper_cost", profile)
 for ds in ("cifar10", "cifar100", "tiny_imagenet"):  # the prose names these; "n/a" if left out of `datasets`
     name = DATASET_LABELS[ds]
     glue(f"ch09_pool_{ds}", f"{cost.loc[name, 'pool float32 (GB)']:.2f} GB" if name in cost.index else "n/a",
@@ -333,18 +326,18 @@ cost.T.style.format(precision=2, thousands=",")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-ferd.plots.grouped_bars(axes[0], cost[["pool float32 (GB)", "pool uint8 (GB)"]], "GB at the end of a run",
+ferd.book.plots.grouped_bars(axes[0], cost[["pool float32 (GB)", "pool uint8 (GB)"]], "GB at the end of a run",
                         percent=False, annotate=True)
 axes[0].set_title("Synthetic pool")
 axes[0].legend(fontsize=8)
 work = [c for c in cost.columns if c.endswith("(M images)")]
-ferd.plots.grouped_bars(axes[1], cost[work].rename(columns=lambda c: c.removesuffix(" (M images)")),
+ferd.book.plots.grouped_bars(axes[1], cost[work].rename(columns=lambda c: c.removesuffix(" (M images)")),
                         "millions of image passes (log scale)", percent=False)
 axes[1].set_yscale("log")
 axes[1].set_title("Work per run")
 axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch09_paper_cost", folder=FIG_DIR);
+ferd.book.plots.save_figure(fig, "ch09_paper_cost", folder=FIG_DIR);
 
 # %% [markdown]
 # The pool reaches about {glue:text}`ch09_pool_cifar10` for CIFAR-10 and {glue:text}`ch09_pool_tiny_imagenet` for
@@ -357,7 +350,7 @@ ferd.plots.save_figure(fig, "ch09_paper_cost", folder=FIG_DIR);
 # The next cell reads whatever JSON files are there; a missing or malformed file is reported, not fatal.
 
 # %%
-bench_dir = ferd.book.ROOT / "benchmarks" / "results"
+bench_dir = ferd.book.runner.ROOT / "benchmarks" / "results"
 bench_frames, bench_problems = [], []
 for path in sorted(bench_dir.glob("*.json")) if bench_dir.is_dir() else []:
     try:
@@ -411,7 +404,7 @@ for run_dir, record, run_cfg in paper_runs:
     history_path = run_dir / "history.csv"
     if artifacts.is_valid(history_path):
         histories[run_dir.name] = artifacts.load_frame(history_path)
-    key = record.get("key", run_cfg.key("run"))
+    key = record.get("key", run_key(run_cfg))
     for which in ("final", "best_clean"):
         csvs = sorted((store.root / "eval").glob(f"student-{which}-{key}-*/*.csv"))
         frames = [artifacts.load_frame(p) for p in csvs if artifacts.is_valid(p)]
@@ -434,7 +427,7 @@ for run_dir, record, run_cfg in paper_runs:
           f"seed {run_cfg.seed}, commit {record.get('git_commit', 'unknown')}, created {record.get('created', '?')}")
 if summaries:
     paper_results = pd.concat(summaries, ignore_index=True)
-    ferd.tables.save_results(paper_results, "ch09_paper_runs", profile)
+    ferd.book.tables.save_results(paper_results, "ch09_paper_runs", profile)
     for (run, which), g in paper_results.groupby(["run", "checkpoint"], sort=False):
         print(f"\n{run} ({which} checkpoint, hash {g['config_hash'].iloc[0]})")
         print(format_table(g).to_string())
@@ -463,7 +456,7 @@ ax.set_xlabel("epoch")
 ax.set_ylabel("tracked test accuracy (%)")
 ax.set_title("Paper-profile training curves")
 fig.tight_layout()
-ferd.plots.save_figure(fig, "ch09_paper_runs", folder=FIG_DIR);
+ferd.book.plots.save_figure(fig, "ch09_paper_runs", folder=FIG_DIR);
 
 # %% [markdown]
 # ## Exercises

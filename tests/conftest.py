@@ -14,7 +14,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="session")
 def smoke_store(tmp_path_factory):
     """One artifact store for the whole session, so the smoke teacher is trained once."""
-    from ferd.artifacts import ArtifactStore
+    from ferd.toolkit.artifacts import ArtifactStore
 
     return ArtifactStore(tmp_path_factory.mktemp("artifacts"))
 
@@ -22,7 +22,7 @@ def smoke_store(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke_teacher(smoke_store):
     from ferd.config import make_config
-    from ferd.teachers import train_teacher
+    from ferd.method.teachers import train_teacher
 
     cfg = make_config("smoke", "ferd")
     model, _ = train_teacher(cfg, smoke_store, progress=False)

@@ -1,4 +1,4 @@
-"""Speed paths (ferd.speed): bf16 autocast matches float32 within a stated tolerance; attacks and evaluation
+"""Speed paths (ferd.toolkit.speed): bf16 autocast matches float32 within a stated tolerance; attacks and evaluation
 stay float32; the speed switches are validated and keep config keys stable.
 
 Tolerance. bf16 keeps 8 significant bits (relative rounding 2^-9 = 0.2% per operation); through a few conv
@@ -17,18 +17,19 @@ import os
 import pytest
 import torch
 
-from ferd.artifacts import ArtifactStore
-from ferd.attacks import PGD, Clean
 from ferd.config import make_config
-from ferd.data import ImageSplit
-from ferd.distill import Distiller
 from ferd.errors import ConfigError
-from ferd.evaluate import evaluate
-from ferd.generator import Generator
-from ferd.losses import BNStatsLoss
-from ferd.models import create_model
-from ferd.speed import Autocast, TwoViews
-from ferd.synthesis import ferd_round
+from ferd.method.distill import Distiller
+from ferd.method.generator import Generator
+from ferd.method.losses import BNStatsLoss
+from ferd.method.methods import run_key
+from ferd.method.synthesis import ferd_round
+from ferd.toolkit.artifacts import ArtifactStore
+from ferd.toolkit.attacks import PGD, Clean
+from ferd.toolkit.data import ImageSplit
+from ferd.toolkit.evaluate import evaluate
+from ferd.toolkit.models import create_model
+from ferd.toolkit.speed import Autocast, TwoViews
 
 REL_TOL = 0.02  # see the module docstring
 COS_MIN = 0.95
@@ -168,9 +169,9 @@ def test_speed_switches_in_profiles_and_keys():
     # execution details stay out of the key (like the device); bf16 and sharding change results and enter it
     for k in ("channels_last", "compile", "fused_optim", "pool_on_device"):
         flipped = not getattr(base.distill, k)
-        assert make_config(overrides={k: flipped}).key("run") == base.key("run")
-    assert make_config(overrides={"amp": "bf16"}).key("run") != base.key("run")
-    assert make_config(overrides={"distributed": True}).key("run") != base.key("run")
+        assert run_key(make_config(overrides={k: flipped})) == run_key(base)
+    assert run_key(make_config(overrides={"amp": "bf16"})) != run_key(base)
+    assert run_key(make_config(overrides={"distributed": True})) != run_key(base)
 
 
 @pytest.mark.slow

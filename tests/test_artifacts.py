@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from ferd import artifacts
 from ferd.errors import CheckpointError
+from ferd.toolkit import artifacts
 
 
 def test_roundtrip_and_checksum(tmp_path):

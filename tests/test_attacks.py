@@ -1,4 +1,4 @@
-"""ferd.attacks: the one interface, the shared projected step, seeding, strength (spec 2.1, 10.7)."""
+"""ferd.toolkit.attacks: the one interface, the shared projected step, seeding, strength (spec 2.1, 10.7)."""
 from __future__ import annotations
 
 import time
@@ -6,11 +6,24 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
-
-from ferd.attacks import (ATTACKS, AutoAttack, Clean, CWInf, FGSM, KLPGD, PGD, TargetedPGD,
-                          build_attack, cw_objective, kl_objective, project, sign_ascent)
-from ferd.errors import ConfigError
 from toy_problem import conv_bn, make_split, mlp, trained_mlp
+
+from ferd.errors import ConfigError
+from ferd.toolkit.attacks import (
+    ATTACKS,
+    FGSM,
+    KLPGD,
+    PGD,
+    AutoAttack,
+    Clean,
+    CWInf,
+    TargetedPGD,
+    build_attack,
+    cw_objective,
+    kl_objective,
+    project,
+    sign_ascent,
+)
 
 EPS, ALPHA = 0.1, 0.025
 PARAMS = {

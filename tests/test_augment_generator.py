@@ -1,4 +1,4 @@
-"""Tests of ferd.augment and ferd.generator (spec 4.5, 5.2; section 10 item 2).
+"""Tests of ferd.toolkit.augment and ferd.method.generator (spec 4.5, 5.2; section 10 item 2).
 
 Run: OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m pytest tests/test_augment_generator.py -q
 """
@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from engine_tiny import images
 from torch import nn
 
-from engine_tiny import images
-from ferd.augment import augment
 from ferd.errors import ConfigError
-from ferd.generator import Generator, reinit_generator
+from ferd.method.generator import Generator, reinit_generator
+from ferd.toolkit.augment import augment
 
 
 def test_augment_shape_seed_and_loop_reference():

@@ -11,19 +11,32 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from engine_tiny import TinyCNN, images
-from ferd.artifacts import ArtifactStore
-from ferd.attacks import KLPGD, project, sign_ascent
-from ferd.baselines import (BASELINES, DERD, DFARD, DFHL, RSLAD, FairRSLAD, HighEntropy, KappaKLPGD,
-                            combine_gradients, fair_class_weights, pcgrad, stochastic_sign, strong_augment)
-from ferd.baselines.dfard import agb_weights, ita_update
-from ferd.baselines.derd import mtard_update
-from ferd.baselines.dfhl import dfhl_generator_loss
+
 from ferd.config import make_config
-from ferd.distill import distiller_class
-from ferd.losses import entropy, kl_divergence
-from ferd.teachers import natural_teacher_config, train_teacher
+from ferd.method.baselines import (
+    DERD,
+    DFARD,
+    DFHL,
+    RSLAD,
+    FairRSLAD,
+    HighEntropy,
+    KappaKLPGD,
+    combine_gradients,
+    fair_class_weights,
+    pcgrad,
+    stochastic_sign,
+    strong_augment,
+)
+from ferd.method.baselines.derd import mtard_update
+from ferd.method.baselines.dfard import agb_weights, ita_update
+from ferd.method.baselines.dfhl import dfhl_generator_loss
+from ferd.method.losses import entropy, kl_divergence
+from ferd.method.methods import METHOD_CLASSES, method_class
+from ferd.method.teachers import natural_teacher_config, train_teacher
+from ferd.toolkit.artifacts import ArtifactStore
+from ferd.toolkit.attacks import KLPGD, project, sign_ascent
+from ferd.toolkit.runtime import threads
 
 NAMES = ("dfhl", "dfard", "derd", "rslad", "fair_rslad")
 # a few more student steps than the smoke profile's 2, so that learning is measurable; tracking at the end only
@@ -41,7 +54,7 @@ def natural_teacher(smoke_store):
 
 def _build(name, smoke_teacher, store, **kw):
     cfg = make_config("smoke", name, OVERRIDES)
-    return distiller_class(cfg)(cfg, teacher=smoke_teacher, store=store, progress=False, **kw)
+    return method_class(cfg)(cfg, teacher=smoke_teacher, store=store, progress=False, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +74,11 @@ def runs(smoke_teacher, smoke_store, natural_teacher, tmp_path_factory):
 # ------------------------------------------------------------------ the runs
 def test_registry_and_labels():
     for name in NAMES:
-        assert distiller_class(make_config("smoke", name)) is BASELINES[name]
+        assert method_class(make_config("smoke", name)) is METHOD_CLASSES[name]
     assert DFARD.label == "DFARD (approx.)" and DERD.label == "DERD (approx.)"
     assert "approx" not in DFHL.label and "approx" not in RSLAD.label
-    assert not RSLAD.uses_generator and DFHL.uses_generator
+    assert "generator" not in RSLAD.needs and "pool" not in RSLAD.needs and "generator" in DFHL.needs
+    assert "probe" not in DFHL.needs and "teacher_pair" in DERD.needs
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -80,10 +94,10 @@ def test_run_finishes_with_finite_losses(runs, name):
     # no robustness probe: uniform labels every epoch, D never computed
     assert ((h[[f"p_{c}" for c in range(10)]] - 0.1).abs() < 1e-6).all().all()
     assert (h[[f"D_{c}" for c in range(10)]] == 0.0).all().all()
-    if d.uses_generator:
+    if "generator" in d.needs:
         assert list(h["pool_size"]) == [32, 64, 96]
-    else:
-        assert len(d.pool) == 0 and d.steps_per_epoch() == 190 // 32
+    else:  # RSLAD builds no generator, BN hooks or pool it would not use
+        assert d.G is None and d.pool is None and d.bn is None and d.steps_per_epoch() == 190 // 32
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -94,7 +108,7 @@ def test_student_learns_its_objective(runs, smoke_teacher, name):
     statistics of a 12-step student would dominate)."""
     d, before, res = runs[name]
     assert not torch.equal(_weights(before), _weights(res.student))
-    x = d.pool.tensors()[0] if d.uses_generator else d.train_split.float_images(torch.arange(96))
+    x = d.pool.tensors()[0] if "generator" in d.needs else d.train_split.float_images(torch.arange(96))
     with torch.no_grad():
         t = smoke_teacher(x)
         s0, s1 = copy.deepcopy(before).train()(x), copy.deepcopy(res.student).train()(x)
@@ -135,7 +149,7 @@ def test_derd_weights_and_fair_rslad_weights_from_runs(runs, natural_teacher):
 def test_derd_student_step_with_other_sga_modes(runs, smoke_teacher, smoke_store, sga):
     """One student step per SGA switch on the finished run's pool: finite loss, the student moves."""
     cfg = make_config("smoke", "derd", {**OVERRIDES, "derd_sga": sga})
-    d = distiller_class(cfg)(cfg, teacher=smoke_teacher, store=smoke_store, progress=False)
+    d = method_class(cfg)(cfg, teacher=smoke_teacher, store=smoke_store, progress=False)
     d.pool.append(*runs["derd"][0].pool.tensors())
     before = _weights(d.student)
     out = d.student_step(2, 0)
@@ -154,10 +168,11 @@ def test_dfard_resumes_to_the_same_result(runs, smoke_teacher, tmp_path):
     loop's own checkpoint."""
     _, _, full = runs["dfard"]
     d = _build("dfard", smoke_teacher, ArtifactStore(tmp_path))
-    for epoch in (1, 2):
-        d.train_epoch(epoch)
-        d.epoch = epoch
-        d._save_checkpoint(d.run_dir / "checkpoint.pt")
+    with threads(d.d.threads):  # run() trains with the configured (keyed) thread count: so must this
+        for epoch in (1, 2):
+            d.train_epoch(epoch)
+            d.epoch = epoch
+            d._save_checkpoint(d.run_dir / "checkpoint.pt")
     resumed = _build("dfard", smoke_teacher, ArtifactStore(tmp_path)).run()
     assert torch.equal(_weights(resumed.student), _weights(full.student))
     assert resumed.history["dfard_tau"].tolist() == full.history["dfard_tau"].tolist()

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ferd import book
-from ferd.book import BookError, chapters, run_book, toc_chapters
+from ferd.book import runner as book
+from ferd.book.runner import BookError, chapters, run_book, toc_chapters
 
 ROOT = book.ROOT
 CHROMIUM = shutil.which("chromium") or (Path("/usr/bin/chromium") if Path("/usr/bin/chromium").exists() else None)

@@ -72,12 +72,17 @@ def test_unknown_profile_and_preset_list_the_allowed():
 
 
 def test_hash_is_stable_and_sensitive():
+    from ferd.method.methods import eval_key, run_key
+
     a, b = make_config(), make_config()
-    assert a.key("run") == b.key("run") and len(a.key("run")) == 12
-    assert make_config(overrides={"gamma": 0.5}).key("run") != a.key("run")
+    assert run_key(a) == run_key(b) and len(run_key(a)) == 12
+    assert run_key(make_config(overrides={"gamma": 0.5})) != run_key(a)
     assert make_config(overrides={"gamma": 0.5}).key("teacher") == a.key("teacher")  # teacher is shared
-    assert make_config(overrides={"device": "auto"}).key("run") == a.key("run")  # device not in the hash
-    assert make_config(overrides={"pgd_steps": 10}).key("eval") != a.key("eval")
+    assert run_key(make_config(overrides={"device": "auto"})) == run_key(a)  # device not in the hash
+    assert eval_key(make_config(overrides={"pgd_steps": 10})) != eval_key(a)
+    assert run_key(make_config(overrides={"pgd_steps": 10})) == run_key(a)
+    with pytest.raises(ValueError, match="run_key"):
+        a.key("run")  # a run key needs its method's field groups
 
 
 def test_roundtrip_from_dict():
@@ -102,7 +107,7 @@ def test_every_departure_of_the_miniature_is_listed_and_the_paper_profile_keeps_
     """Issue 10: each departure from the released code is a switch, labelled in the book's list of differences."""
     from pathlib import Path
 
-    from ferd.profiles import MINIATURE
+    from ferd.config.profiles import MINIATURE
 
     page = (Path(__file__).resolve().parent.parent / "book" / "differences.md").read_text()
     paper, cpu = make_config("paper"), make_config("cpu")

@@ -11,16 +11,16 @@ import warnings
 import pytest
 import torch
 
-from ferd.artifacts import ArtifactStore
-from ferd.attacks import CWInf, FGSM, PGD, Clean
 from ferd.config import make_config
-from ferd.data import ImageSplit
-from ferd.distill import Distiller
-from ferd.evaluate import evaluate
-from ferd.losses import BNStatsLoss
-from ferd.models import create_model
-from ferd.speed import Autocast
-from ferd.synthesis import ferd_round
+from ferd.method.distill import Distiller
+from ferd.method.losses import BNStatsLoss
+from ferd.method.synthesis import ferd_round
+from ferd.toolkit.artifacts import ArtifactStore
+from ferd.toolkit.attacks import FGSM, PGD, Clean, CWInf
+from ferd.toolkit.data import ImageSplit
+from ferd.toolkit.evaluate import evaluate
+from ferd.toolkit.models import create_model
+from ferd.toolkit.speed import Autocast
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -101,8 +101,8 @@ def test_no_host_syncs_per_generator_step(tmp_path):
 
 def test_student_step_syncs_only_where_known(tmp_path):
     """Known host synchronisations of one student step, none of them per attack step: the pool copies the
-    batch's indices to the device (ferd.pool, a pageable host-to-device copy), and `Attack.__call__` reads
-    x.min() and x.max() back to check x in [0, 1] (ferd.attacks). Anything more is a regression."""
+    batch's indices to the device (ferd.method.pool, a pageable host-to-device copy), and `Attack.__call__` reads
+    x.min() and x.max() back to check x in [0, 1] (ferd.toolkit.attacks). Anything more is a regression."""
     d = _distiller(tmp_path, "sync2", **FAST)
     d.pool.append(torch.rand(64, 1, 28, 28), torch.arange(64) % 10)
     d.student_step(2, 0)

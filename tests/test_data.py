@@ -1,4 +1,4 @@
-"""ferd.data on tiny fake datasets written in the real on-disk formats (idx.gz, CIFAR pickles, Tiny-ImageNet
+"""ferd.toolkit.data on tiny fake datasets written in the real on-disk formats (idx.gz, CIFAR pickles, Tiny-ImageNet
 JPEG folders), plus the real Fashion-MNIST test split when the Debian package is installed."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from ferd import data
-from ferd.data import DATASETS, ImageSplit, load_split, sort_tiny_imagenet_val, stratified_subset
 from ferd.errors import ConfigError, DataError
+from ferd.toolkit import data
+from ferd.toolkit.data import DATASETS, ImageSplit, load_split, sort_tiny_imagenet_val, stratified_subset
 
 FMNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                 "t10k-labels-idx1-ubyte"]

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from ferd.config import make_config
-from ferd.distill import Distiller, cosine_lr, run
+from ferd.method.distill import Distiller, cosine_lr
+from ferd.method.methods import run
+from ferd.toolkit.runtime import threads
 
 
 def _cfg(preset="ferd", **kw):
@@ -42,16 +44,17 @@ def test_student_loss_decreases_with_training(smoke_store, smoke_teacher):
 
 def test_resume_gives_the_same_result(tmp_path, smoke_teacher):
     """Stop after epoch 2 (checkpoint written), restart: same final weights as an uninterrupted run."""
-    from ferd.artifacts import ArtifactStore
+    from ferd.toolkit.artifacts import ArtifactStore
 
     cfg = _cfg()
     full = run(cfg, teacher=smoke_teacher, store=ArtifactStore(tmp_path / "a"), progress=False)
     store = ArtifactStore(tmp_path / "b")
     d = Distiller(cfg, teacher=smoke_teacher, store=store, progress=False)
-    for epoch in (1, 2):
-        d.train_epoch(epoch)
-        d.epoch = epoch
-        d._save_checkpoint(d.run_dir / "checkpoint.pt")
+    with threads(d.d.threads):  # run() trains with the configured (keyed) thread count: so must this
+        for epoch in (1, 2):
+            d.train_epoch(epoch)
+            d.epoch = epoch
+            d._save_checkpoint(d.run_dir / "checkpoint.pt")
     del d
     resumed = Distiller(cfg, teacher=smoke_teacher, store=store, progress=False).run()
     assert torch.equal(_weights(resumed.student), _weights(full.student))
@@ -128,7 +131,7 @@ def test_health_columns_are_logged_every_epoch(smoke_store, smoke_teacher):
 @pytest.mark.parametrize("reset", ["every_round", "never"])
 def test_generator_reset_switch(smoke_teacher, smoke_store, monkeypatch, reset):
     """The release re-initialises G every round; `generator_reset = never` keeps what it learnt (issue 10)."""
-    import ferd.distill as distill_module
+    import ferd.method.distill as distill_module
 
     d = Distiller(_cfg(generator_reset=reset), teacher=smoke_teacher, store=smoke_store, progress=False)
     d.synthesize(1)

@@ -1,10 +1,10 @@
-"""Multi-process distillation (ferd.parallel): 2 gloo processes on the CPU run the smoke profile.
+"""Multi-process distillation (ferd.method.parallel): 2 gloo processes on the CPU run the smoke profile.
 
 Two kinds of check, in one launch of 2 processes (torch.multiprocessing.spawn; about 20 s on
 two idle cores):
 
 1. The collectives are exact: slicing then gathering gives back the batch; the all-reduced class
-   vulnerability equals `ferd.reweighting.vulnerability` on the whole batch; DDP's averaged gradient equals the
+   vulnerability equals `ferd.method.reweighting.vulnerability` on the whole batch; DDP's averaged gradient equals the
    full-batch gradient; after the run, every rank holds the same pool, class weights and student.
 2. The distributed smoke run agrees with the single-process run within a tolerance. It cannot agree bit for
    bit: each rank computes BatchNorm batch statistics (generator, the teacher's BN loss, the student in train
@@ -27,9 +27,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from ferd.artifacts import ArtifactStore
 from ferd.config import make_config
-from ferd.distill import Distiller
+from ferd.method.distill import Distiller
+from ferd.toolkit.artifacts import ArtifactStore
 
 WORLD = 2
 LOSS_TOL, GEN_REL_TOL, ACC_TOL = 0.04, 0.05, 0.15  # see the module docstring
@@ -48,8 +48,8 @@ def _cfg(distributed: bool, seed: int = 0):
 
 def _collective_checks(comm) -> dict[str, bool]:
     """Exact properties of the helpers, on data every rank draws alike."""
-    from ferd.reweighting import vulnerability
-    from ferd.speed import TwoViews
+    from ferd.method.reweighting import vulnerability
+    from ferd.toolkit.speed import TwoViews
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(8, 3, generator=g)
@@ -75,8 +75,8 @@ def _worker(rank: int, port: int, teacher_path: str, store: str, out: str) -> No
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), OMP_WAIT_POLICY="PASSIVE")
     torch.set_num_threads(1)
-    from ferd import parallel
-    from ferd.models import create_model
+    from ferd.method import parallel
+    from ferd.toolkit.models import create_model
 
     comm = parallel.init_from_env("cpu")
     checks = _collective_checks(comm)
@@ -119,7 +119,7 @@ def test_two_process_smoke_run_matches_single_process(tmp_path, smoke_teacher):
 
 
 def test_not_launched_by_torchrun_runs_as_one_process(monkeypatch):
-    from ferd import parallel
+    from ferd.method import parallel
 
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(k, raising=False)

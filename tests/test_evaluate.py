@@ -1,16 +1,15 @@
-"""ferd.evaluate: the tidy per-class table, the robust-accuracy convention, summaries (spec 2.2-2.3, 9)."""
+"""ferd.toolkit.evaluate: the tidy per-class table, the robust-accuracy convention, summaries (spec 2.2-2.3, 9)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from ferd.attacks import FGSM, KLPGD, PGD, Clean
-from ferd.errors import ConfigError
-from ferd.evaluate import (attack_confusion, evaluate, format_table, summarize,
-                           targeted_success_matrix)
 from toy_problem import conv_bn, make_split, trained_mlp
+
+from ferd.errors import ConfigError
+from ferd.toolkit.attacks import FGSM, KLPGD, PGD, Clean
+from ferd.toolkit.evaluate import attack_confusion, evaluate, format_table, summarize, targeted_success_matrix
 
 EPS, ALPHA = 0.1, 0.025
 

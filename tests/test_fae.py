@@ -1,4 +1,4 @@
-"""Tests of ferd.fae: IB fit (against a per-sample loop reference), mask, uniformity loss (spec 5.4; section 10 item 8).
+"""Tests of ferd.method.fae: IB fit (against a per-sample loop reference), mask, uniformity loss (spec 5.4; section 10 item 8).
 
 Run: OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m pytest tests/test_fae.py -q
 """
@@ -9,13 +9,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from engine_tiny import TinyCNN, images, tiny_teacher
-from ferd.augment import augment
+
 from ferd.errors import ConfigError
-from ferd.fae import fae_term, ib_fit, ib_kl, robust_mask, spatial_variance, uniformity_loss
-from ferd.generator import Generator, reinit_generator
-from ferd.losses import BNStatsLoss, ikl, teacher_prior, uniform_kl
+from ferd.method.fae import fae_term, ib_fit, ib_kl, robust_mask, spatial_variance, uniformity_loss
+from ferd.method.generator import Generator, reinit_generator
+from ferd.method.losses import BNStatsLoss, ikl, teacher_prior, uniform_kl
+from ferd.toolkit.augment import augment
 
 
 def ib_fit_loop_reference(head, Z, y, steps, lr, beta, noise_draws):

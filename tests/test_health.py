@@ -5,8 +5,8 @@ import math
 
 import pytest
 
+from ferd.book.health import failed_checks, run_health
 from ferd.config import make_config
-from ferd.health import failed_checks, run_health
 
 HEALTHY = {"agree_pool": 0.9, "agree_pool_worst": 0.7, "nonrobust_mean": 0.6, "max_p_above": 0.0,
            "clean": 0.80, "clean_worst": 0.5, "pgd": 0.6, "pgd_worst": 0.3, "teacher_clean": 0.88,

@@ -1,4 +1,4 @@
-"""Tests of ferd.losses: uniformity KL, IKL reductions, BN-statistics loss, student loss (spec 5.3, 5.8; section 10 items 3, 4, 9).
+"""Tests of ferd.method.losses: uniformity KL, IKL reductions, BN-statistics loss, student loss (spec 5.3, 5.8; section 10 items 3, 4, 9).
 
 Run: OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m pytest tests/test_losses.py -q
 """
@@ -9,10 +9,20 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from engine_tiny import images, tiny_teacher
-from ferd.losses import (BNStatsLoss, entropy, ikl, ikl_pairwise, kl_divergence, onehot_prior, soft_cross_entropy,
-                         student_loss, teacher_prior, uniform_kl)
+
+from ferd.method.losses import (
+    BNStatsLoss,
+    entropy,
+    ikl,
+    ikl_pairwise,
+    kl_divergence,
+    onehot_prior,
+    soft_cross_entropy,
+    student_loss,
+    teacher_prior,
+    uniform_kl,
+)
 
 
 def test_uniform_kl_zero_at_uniform_positive_elsewhere():

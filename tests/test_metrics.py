@@ -1,4 +1,4 @@
-"""ferd.metrics: the identities of spec 10.11 and the definitions of spec 2.2."""
+"""ferd.toolkit.metrics: the identities of spec 10.11 and the definitions of spec 2.2."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ferd.errors import ConfigError
-from ferd.metrics import average, nsd, worst, worst_k
+from ferd.toolkit.metrics import average, nsd, worst, worst_k
 
 ACC10 = [0.9, 0.95, 0.8, 0.85, 0.7, 0.97, 0.5, 0.96, 0.98, 0.94]
 

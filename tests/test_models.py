@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ferd.errors import ConfigError
-from ferd.models import (
+from ferd.toolkit.models import (
     InputNormalization,
     count_parameters,
     create_model,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ferd.book import ROOT, chapters
+from ferd.book.runner import ROOT, chapters
 
 GLUE_LITERAL = re.compile(r"""\bglue\(\s*["']([^"'{}]+)["']""")
 GLUE_DYNAMIC = re.compile(r"""\bglue\(\s*f["']([^"'{]*)\{""")
@@ -116,7 +116,7 @@ def test_chapter_executes_at_smoke(source, tmp_path, monkeypatch, shared_store):
     import jupytext
     import papermill
 
-    from ferd.book import ensure_kernel
+    from ferd.book.runner import ensure_kernel
 
     ensure_kernel()
     monkeypatch.setenv("FERD_ARTIFACTS", str(shared_store))

@@ -1,10 +1,10 @@
-"""The shared plotting helpers of the results chapters (ferd.plots): they draw what they are given and save it."""
+"""The shared plotting helpers of the results chapters (ferd.book.plots): they draw what they are given and save it."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ferd import plots
+from ferd.book import plots
 
 
 def test_preset_label_names_approximations_and_falls_back():

@@ -1,4 +1,4 @@
-"""Tests of ferd.pool: growth, shuffled passes, label frequencies, dtypes, resume (spec 5.5; section 10 item 10).
+"""Tests of ferd.method.pool: growth, shuffled passes, label frequencies, dtypes, resume (spec 5.5; section 10 item 10).
 
 Run: OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m pytest tests/test_pool.py -q
 """
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ferd.errors import ConfigError
-from ferd.pool import SyntheticPool
+from ferd.method.pool import SyntheticPool
 
 
 def _indexed_batch(start: int, b: int, label: int | torch.Tensor = 0):

@@ -7,9 +7,11 @@ import shutil
 import pytest
 import torch
 
-from ferd import artifacts, experiments
+from ferd.book import experiments
 from ferd.config import make_config
 from ferd.errors import TrainingError
+from ferd.method.methods import run_key
+from ferd.toolkit import artifacts
 
 
 def _cfg(preset: str, **kw):
@@ -22,7 +24,7 @@ def test_prefetch_trains_and_evaluates_what_is_missing_once(tmp_path):
     cfgs = [_cfg("ferd"), _cfg("dfrd_plain"), _cfg("ferd")]  # the duplicate forms one task with the first
     assert all(experiments.pending(c, store=store) for c in cfgs)
     seconds = experiments.prefetch(cfgs, jobs=2, store=store, progress=False)
-    assert set(seconds) == {c.key("run") for c in cfgs} and all(s > 0 for s in seconds.values())
+    assert set(seconds) == {run_key(c) for c in cfgs} and all(s > 0 for s in seconds.values())
     assert not any(experiments.pending(c, store=store) for c in cfgs)
     assert experiments.prefetch(cfgs, jobs=2, store=store, progress=False) == {}  # all cached now
     # the cached table is what an in-process evaluation of the cached student gives
@@ -87,7 +89,7 @@ def test_workers_die_with_their_parent(tmp_path):
     import psutil
 
     script = (
-        "from ferd import artifacts, experiments\n"
+        "from ferd.book import experiments\nfrom ferd.toolkit import artifacts\n"
         "from ferd.config import make_config\n"
         "cfgs = [make_config('smoke', p, overrides={'epochs': 40}) for p in ('ferd', 'dfrd_plain')]\n"
         f"experiments.prefetch(cfgs, jobs=2, store=artifacts.ArtifactStore({str(tmp_path)!r}), progress=False)\n")

@@ -1,4 +1,4 @@
-"""Tests of ferd.reweighting: margins, vulnerability, class-weight rules, probe (spec 5.6; section 10 items 5, 6).
+"""Tests of ferd.method.reweighting: margins, vulnerability, class-weight rules, probe (spec 5.6; section 10 items 5, 6).
 
 Run: OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m pytest tests/test_reweighting.py -q
 """
@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from engine_tiny import images, tiny_teacher
-from ferd.attacks import PGD
+
 from ferd.errors import ConfigError
-from ferd.reweighting import (CLASS_WEIGHT_RULES, class_weights, margins, minmax_weights, probe_vulnerability,
-                              softmax_weights, uniform_weights, vulnerability)
+from ferd.method.reweighting import (
+    CLASS_WEIGHT_RULES,
+    class_weights,
+    margins,
+    minmax_weights,
+    probe_vulnerability,
+    softmax_weights,
+    uniform_weights,
+    vulnerability,
+)
+from ferd.toolkit.attacks import PGD
 
 
 def test_margins_sign_matches_misclassification():

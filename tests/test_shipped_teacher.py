@@ -9,10 +9,10 @@ import shutil
 import pytest
 import torch
 
-from ferd import teachers
 from ferd.config import make_config
-from ferd.data import load_split, stratified_subset
 from ferd.errors import CheckpointError
+from ferd.method import teachers
+from ferd.toolkit.data import load_split, stratified_subset
 
 
 def test_every_shipped_checkpoint_matches_its_sha256():

@@ -1,4 +1,4 @@
-"""ferd.tables: the paper-numbers file (spec baselines.md 11.1), number formats, side-by-side tables."""
+"""ferd.book.tables: the paper-numbers file (spec baselines.md 11.1), number formats, side-by-side tables."""
 from __future__ import annotations
 
 import math
@@ -7,10 +7,20 @@ import pandas as pd
 import pytest
 import yaml
 
-from ferd import tables
+from ferd.book import tables
+from ferd.book.tables import (
+    PAPER_NUMBERS,
+    REQUIRED,
+    fmt_nsd,
+    fmt_paper,
+    fmt_pct,
+    load_paper_numbers,
+    paper_value,
+    provenance_caption,
+    save_results,
+    side_by_side,
+)
 from ferd.errors import ConfigError
-from ferd.tables import (PAPER_NUMBERS, REQUIRED, fmt_nsd, fmt_paper, fmt_pct, load_paper_numbers, paper_value,
-                         provenance_caption, save_results, side_by_side)
 
 
 def _raw_records() -> list[dict]:

@@ -1,4 +1,4 @@
-"""Tests of ferd.utae: gamma = 0 is KL-PGD, box constraints, pull towards uniform (spec 5.7; section 10 item 7).
+"""Tests of ferd.method.utae: gamma = 0 is KL-PGD, box constraints, pull towards uniform (spec 5.7; section 10 item 7).
 
 Run: OMP_WAIT_POLICY=PASSIVE .venv/bin/python -m pytest tests/test_utae.py -q
 """
@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from engine_tiny import TinyCNN, images
-from ferd.attacks import KLPGD
+
 from ferd.errors import ConfigError
-from ferd.losses import uniform_kl
-from ferd.utae import UTAE
+from ferd.method.losses import uniform_kl
+from ferd.method.utae import UTAE
+from ferd.toolkit.attacks import KLPGD
 
 
 def _utae_setup():

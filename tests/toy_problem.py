@@ -13,7 +13,7 @@ from torch import nn
 
 @dataclass
 class ToySplit:
-    """Duck-typed stand-in for ``ferd.data.ImageSplit`` (images, labels, classes)."""
+    """Duck-typed stand-in for ``ferd.toolkit.data.ImageSplit`` (images, labels, classes)."""
 
     images: torch.Tensor
     labels: torch.Tensor

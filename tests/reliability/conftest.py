@@ -17,8 +17,8 @@ def teacher_root(smoke_store, smoke_teacher) -> Path:
 @pytest.fixture(scope="session")
 def reference(tmp_path_factory, smoke_teacher):
     """An uninterrupted TINY run with seed 0 (in-process): final weights, history, run directory."""
-    from ferd import artifacts
-    from ferd.distill import run
+    from ferd.method.methods import run
+    from ferd.toolkit import artifacts
 
     store = artifacts.ArtifactStore(tmp_path_factory.mktemp("reference"))
     res = run(tiny_config(), teacher=smoke_teacher, store=store, progress=False)

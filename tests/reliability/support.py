@@ -29,7 +29,7 @@ def tiny_config(**overrides):
 def env(**extra: str) -> dict[str, str]:
     """The environment of a `ferd` subprocess: the repository on the path, 2 threads, no fault unless asked."""
     e = {k: v for k, v in os.environ.items() if k not in ("FERD_FAULT", "FERD_ARTIFACTS")}
-    e.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="2", FERD_THREADS="2", PYTHONPATH=str(REPO), **extra)
+    e.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="2", PYTHONPATH=str(REPO), **extra)
     return e
 
 

@@ -7,10 +7,10 @@ import shutil
 import pytest
 import torch
 
-from ferd import artifacts
 from ferd.cli import main
 from ferd.config import FIELD_TYPES, PRESETS, make_config
 from ferd.errors import CheckpointError, ConfigError, DataError
+from ferd.toolkit import artifacts
 
 from .support import REPO, ferd_cmd, run_cli, weights
 
@@ -132,9 +132,9 @@ FASHION = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-ima
 @pytest.fixture
 def data_dirs(tmp_path, monkeypatch):
     """FERD_DATA and the Debian folder constant pointed at empty temporary folders; cwd without ./data."""
-    import ferd.data
+    import ferd.toolkit.data
 
-    src = next((p for p in ferd.data.SYSTEM_DIRS["fashion_mnist"] + [REPO / "data"] if (p / FASHION[0]).exists()),
+    src = next((p for p in ferd.toolkit.data.SYSTEM_DIRS["fashion_mnist"] + [REPO / "data"] if (p / FASHION[0]).exists()),
                None)
     if src is None:
         pytest.skip("Fashion-MNIST is not installed here")
@@ -142,13 +142,13 @@ def data_dirs(tmp_path, monkeypatch):
     data.mkdir()
     system.mkdir()
     monkeypatch.setenv("FERD_DATA", str(data))
-    monkeypatch.setattr(ferd.data, "SYSTEM_DIRS", {"fashion_mnist": [system]})
+    monkeypatch.setattr(ferd.toolkit.data, "SYSTEM_DIRS", {"fashion_mnist": [system]})
     monkeypatch.chdir(tmp_path)
     return src, data, system
 
 
 def test_partial_dataset_names_the_missing_file_and_how_to_get_it(data_dirs, tmp_path, capsys):
-    from ferd.data import load_split
+    from ferd.toolkit.data import load_split
 
     src, _, system = data_dirs
     for name in FASHION[:3]:
@@ -164,7 +164,7 @@ def test_partial_dataset_names_the_missing_file_and_how_to_get_it(data_dirs, tmp
 
 
 def test_missing_and_truncated_dataset(data_dirs):
-    from ferd.data import load_split
+    from ferd.toolkit.data import load_split
 
     src, data, system = data_dirs
     with pytest.raises(DataError, match=r"^fashion_mnist not found \(searched .*data_env, .*system\)\. Get it with "
@@ -180,8 +180,8 @@ def test_missing_and_truncated_dataset(data_dirs):
 
 # ------------------------------------------------------------------ checkpoints of another architecture
 def test_external_teacher_of_another_architecture_names_keys(tmp_path):
-    from ferd.models import create_model
-    from ferd.teachers import load_external_teacher
+    from ferd.method.teachers import load_external_teacher
+    from ferd.toolkit.models import create_model
 
     path = tmp_path / "resnet.pt"
     torch.save({"state_dict": create_model("fmnist-resnet").state_dict()}, path)
@@ -199,8 +199,8 @@ def test_external_teacher_of_another_architecture_names_keys(tmp_path):
 
 
 def test_stored_teacher_of_another_architecture_is_named_and_replaced(tmp_path, teacher_root, smoke_teacher):
-    from ferd.models import create_model
-    from ferd.teachers import train_teacher
+    from ferd.method.teachers import train_teacher
+    from ferd.toolkit.models import create_model
 
     shutil.copytree(teacher_root / "teacher", tmp_path / "teacher", ignore=shutil.ignore_patterns("*.lock"))
     final = next((tmp_path / "teacher").glob("*/teacher.pt"))

@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import torch
 
-from ferd import artifacts
+from ferd.toolkit import artifacts
 
 from .support import REPO, TINY_ARGS, env, weights
 
@@ -19,8 +19,8 @@ from .support import REPO, TINY_ARGS, env, weights
 _COUNTED_CLI = """
 import os, sys
 from ferd.cli import main
-import ferd.teachers
-distill = sys.modules["ferd.distill"]  # `ferd.distill` the attribute is the run function (ferd/__init__.py)
+import ferd.method.teachers
+distill = sys.modules["ferd.method.distill"]  # `ferd.method.distill` the attribute is the run function (ferd/__init__.py)
 
 def counted(name, fn):
     def inner(*a, **k):
@@ -29,7 +29,7 @@ def counted(name, fn):
         return fn(*a, **k)
     return inner
 
-ferd.teachers._train = counted("teacher", ferd.teachers._train)
+ferd.method.teachers._train = counted("teacher", ferd.method.teachers._train)
 distill.Distiller.train_epoch = counted("epoch", distill.Distiller.train_epoch)
 sys.exit(main(sys.argv[1:]))
 """

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from ferd import artifacts
-from ferd.distill import Distiller
 from ferd.errors import CheckpointError
+from ferd.method.distill import Distiller
+from ferd.toolkit import artifacts
 
 from .support import history_without_lr, tiny_config, weights
 
@@ -78,7 +78,7 @@ def test_checkpoint_of_another_architecture_is_named_not_half_loaded(tmp_path, s
 @pytest.mark.parametrize("how", ["truncated", "no_checksum"])
 def test_damaged_teacher_is_named_and_retrained(tmp_path, teacher_root, smoke_teacher, how):
     from ferd.config import make_config
-    from ferd.teachers import train_teacher
+    from ferd.method.teachers import train_teacher
 
     shutil.copytree(teacher_root / "teacher", tmp_path / "teacher", ignore=shutil.ignore_patterns("*.lock"))
     final = next((tmp_path / "teacher").glob("*/teacher.pt"))

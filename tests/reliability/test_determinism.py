@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from ferd import artifacts
-from ferd.distill import run
+from ferd.method.methods import run
+from ferd.toolkit import artifacts
 
 from .support import tiny_config, weights
 
@@ -29,7 +29,7 @@ def test_same_seed_same_weights_and_metrics_other_seed_differs(tmp_path, smoke_t
 
 def test_teacher_training_is_deterministic(tmp_path):
     from ferd.config import make_config
-    from ferd.teachers import train_teacher
+    from ferd.method.teachers import train_teacher
 
     def teacher(name, seed):
         cfg = make_config("smoke", overrides={"teacher.train_size": 64, "seed": seed})

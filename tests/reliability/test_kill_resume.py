@@ -1,6 +1,6 @@
 """SIGKILL a `ferd distill` subprocess at several points, rerun it, and get exactly the uninterrupted result.
 
-Kill points (FERD_FAULT is the test-only hook in `ferd.artifacts.write_atomic`, see FAULTS.md):
+Kill points (FERD_FAULT is the test-only hook in `ferd.toolkit.artifacts.write_atomic`, see FAULTS.md):
   1. half-way through writing the epoch-2 checkpoint's temporary file            (mid_write:checkpoint.pt:2)
   2. after renaming a new checkpoint, before its checksum file is renamed         (before_checksum:checkpoint.pt:1)
   3. from outside, at whatever point the run has reached right after a checkpoint (os.kill SIGKILL)
@@ -14,7 +14,7 @@ import signal
 
 import torch
 
-from ferd import artifacts
+from ferd.toolkit import artifacts
 
 from .support import distill_args, history_without_lr, run_cli, run_dir, seed_teacher, spawn, wait_for, weights
 

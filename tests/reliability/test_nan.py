@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from ferd import artifacts
-from ferd.distill import Distiller
 from ferd.errors import ConfigError, TrainingError
+from ferd.method.distill import Distiller
+from ferd.toolkit import artifacts
 
 from .support import tiny_config, weights
 
@@ -70,9 +70,9 @@ def test_nan_in_the_first_epoch_says_there_is_no_checkpoint(tmp_path, smoke_teac
 
 def test_nan_generator_loss_is_caught_in_the_generation_stage(tmp_path, smoke_teacher, monkeypatch):
     """A NaN uniformity (FAE) term makes every generator step NaN: the kept batch's loss parts are NaN, not 0."""
-    import ferd.synthesis
+    import ferd.method.fae
 
-    real = ferd.synthesis.uniformity_loss
+    real = ferd.method.fae.uniformity_loss
     calls = []
 
     def uniformity_nan_from_epoch_2(*a, **k):
@@ -80,7 +80,7 @@ def test_nan_generator_loss_is_caught_in_the_generation_stage(tmp_path, smoke_te
         out = real(*a, **k)
         return out * float("nan") if len(calls) > 1 else out  # n_g = 1: one call per epoch
 
-    monkeypatch.setattr(ferd.synthesis, "uniformity_loss", uniformity_nan_from_epoch_2)
+    monkeypatch.setattr(ferd.method.fae, "uniformity_loss", uniformity_nan_from_epoch_2)
     d = Distiller(tiny_config(), teacher=smoke_teacher, store=artifacts.ArtifactStore(tmp_path), progress=False)
     with pytest.raises(TrainingError, match=r"'gen_uni' = nan.*'gen_total' = nan at epoch 2, step -1 "
                                             r"\(generation stage\).*checkpoint\.pt \(epoch 1\)"):
@@ -101,13 +101,13 @@ def test_nan_class_weights_from_a_custom_rule_are_refused(tmp_path, smoke_teache
 
 
 def test_nan_teacher_loss_stops_teacher_training(tmp_path, monkeypatch):
-    import ferd.teachers
+    import ferd.method.teachers
     from ferd.config import make_config
 
-    monkeypatch.setattr(ferd.teachers, "_adversarial_loss", lambda cfg, model, x, y, seed:
+    monkeypatch.setattr(ferd.method.teachers, "_adversarial_loss", lambda cfg, model, x, y, seed:
                         model(x).sum() * float("nan"))
     cfg = make_config("smoke", overrides={"teacher.train_size": 64})
     with pytest.raises(TrainingError, match=r"loss term 'teacher_loss' \(pgd_at\) is nan at epoch 1, step 0; "
                                             r"the last good state is none"):
-        ferd.teachers.train_teacher(cfg, artifacts.ArtifactStore(tmp_path), progress=False)
+        ferd.method.teachers.train_teacher(cfg, artifacts.ArtifactStore(tmp_path), progress=False)
     assert not list(tmp_path.rglob("teacher.pt"))

@@ -5,8 +5,9 @@ import json
 import subprocess
 
 import ferd
-from ferd import artifacts
 from ferd.config import config_from_dict
+from ferd.method.methods import run_key
+from ferd.toolkit import artifacts
 
 from .support import REPO, tiny_config
 
@@ -40,7 +41,7 @@ def test_run_artifacts_record_their_provenance(reference):
     meta = artifacts.load_json(rd / "config.json")
     _check(meta, cfg)
     assert meta["key"] == reference["key"] and rd.name.endswith(meta["key"])
-    assert config_from_dict(meta["config"]).key("run") == meta["key"]  # the record rebuilds the same run
+    assert run_key(config_from_dict(meta["config"])) == meta["key"]  # the record rebuilds the same run
     _check(reference["final"]["provenance"], cfg)
     ckpt = artifacts.load_torch(rd / "checkpoint.pt")
     assert ckpt["config"] == cfg.to_dict()  # resume rebuilds from it

@@ -1,0 +1,89 @@
+"""Was a run healthy? The preconditions of a faithful miniature (spec 8.0), measured on every run.
+
+A result is only worth reading when the run that made it was healthy: the teacher recognises the synthetic
+images as the classes they were drawn for, the FAE mask splits the channels (neither all robust nor all
+non-robust), the class weights do not collapse onto one class, and the student learnt most of what the teacher
+knows. `run_health` reads these from a finished run's per-epoch history and its full-test-set evaluation;
+`health_table` does it for many runs, and `failed_checks` names what a row misses.
+
+    from ferd.book.health import health_table
+    health_table([make_config("cpu", p) for p in ("ferd", "dfrd_plain")])
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import pandas as pd
+
+from ferd.book import experiments
+from ferd.config import Config
+from ferd.method.methods import method_class
+from ferd.toolkit import artifacts
+
+# The bars of spec 8.0 / issue 10.
+MIN_AGREEMENT, MIN_CLASS_AGREEMENT = 0.80, 0.50
+MAX_WEIGHT = 0.6  # a class weight above this ...
+MAX_WEIGHT_SHARE = 0.5  # ... in more than this share of the epochs means the softmax collapsed (spec 8 watch-outs)
+NONROBUST_BOUNDS = (0.01, 0.99)  # a mean non-robust fraction outside these is a degenerate FAE mask
+MIN_CLEAN_RATIO, MIN_PGD_RATIO, MIN_CLASS_CLEAN = 0.85, 0.75, 0.20
+
+
+def run_health(cfg: Config, store: artifacts.ArtifactStore | None = None, progress: bool = False) -> dict:
+    """One row: the run's synthesis, FAE, reweighting and student health, and the teacher's reference accuracy.
+
+    Agreement is the pool's at the last epoch; the non-robust fraction is the mean over epochs (NaN without FAE);
+    `max_p_mean` and `max_p_above` (the fraction of epochs whose largest class weight exceeds 0.6) summarise the
+    class weights; clean and PGD-20 come from the final student's and the teacher's evaluation tables.
+    """
+    res = experiments.distill(cfg, store, progress)
+    h = res.history
+    last = h.iloc[-1]
+    student = experiments.summary(experiments.evaluate_student(cfg, store=store, progress=progress), cfg)
+    teacher = experiments.summary(experiments.evaluate_teacher(cfg, store, progress), cfg)
+
+    def acc(summary: pd.DataFrame, attack: str, metric: str) -> float:
+        rows = summary[summary["attack"] == attack]
+        return float(rows[metric].iloc[0]) if len(rows) else math.nan
+
+    row = {"preset": cfg.preset, "student": cfg.student, "seed": cfg.seed, "run": res.key,
+           "agree_pool": float(last.get("agree_pool", math.nan)),
+           "agree_pool_worst": float(last.get("agree_pool_worst", math.nan)),
+           "nonrobust_mean": float(h["nonrobust"].mean()) if "nonrobust" in h else math.nan,
+           "max_p_mean": float(h["max_p"].mean()), "max_p_above": float((h["max_p"] > MAX_WEIGHT).mean()),
+           "clean": acc(student, "clean", "avg"), "clean_worst": acc(student, "clean", "worst"),
+           "pgd": acc(student, "pgd", "avg"), "pgd_worst": acc(student, "pgd", "worst"),
+           "teacher_clean": acc(teacher, "clean", "avg"), "teacher_pgd": acc(teacher, "pgd", "avg")}
+    method = method_class(cfg)
+    if not method.labels_by_sampling:  # e.g. DFHL labels its pool with the teacher's own prediction: 100 % by design
+        row["agree_pool"] = row["agree_pool_worst"] = math.nan
+    row["failed"] = "; ".join(failed_checks(row, uses_generator="generator" in method.needs and method.labels_by_sampling))
+    return row
+
+
+def failed_checks(row: dict, uses_generator: bool = True) -> list[str]:
+    """The preconditions a health row misses, in words ('' in the table when none)."""
+    out = []
+    if uses_generator:
+        if not row["agree_pool"] >= MIN_AGREEMENT:
+            out.append(f"pool agreement {row['agree_pool']:.0%} < {MIN_AGREEMENT:.0%}")
+        if not row["agree_pool_worst"] >= MIN_CLASS_AGREEMENT:
+            out.append(f"worst-class agreement {row['agree_pool_worst']:.0%} < {MIN_CLASS_AGREEMENT:.0%}")
+    nr = row["nonrobust_mean"]
+    if not math.isnan(nr) and not NONROBUST_BOUNDS[0] < nr < NONROBUST_BOUNDS[1]:
+        out.append(f"FAE mask degenerate ({nr:.0%} non-robust)")
+    if row["max_p_above"] > MAX_WEIGHT_SHARE:
+        out.append(f"class weights collapsed (max p > {MAX_WEIGHT} in {row['max_p_above']:.0%} of epochs)")
+    if not row["clean"] >= MIN_CLEAN_RATIO * row["teacher_clean"]:
+        out.append(f"clean {row['clean']:.0%} < {MIN_CLEAN_RATIO:.0%} of the teacher's")
+    if not row["pgd"] >= MIN_PGD_RATIO * row["teacher_pgd"]:
+        out.append(f"PGD {row['pgd']:.0%} < {MIN_PGD_RATIO:.0%} of the teacher's")
+    if not row["clean_worst"] > MIN_CLASS_CLEAN:
+        out.append(f"a class at {row['clean_worst']:.0%} clean")
+    return out
+
+
+def health_table(cfgs: Iterable[Config], store: artifacts.ArtifactStore | None = None,
+                 progress: bool = False) -> pd.DataFrame:
+    """`run_health` for each config, one row each, in the given order."""
+    return pd.DataFrame([run_health(cfg, store, progress) for cfg in cfgs])

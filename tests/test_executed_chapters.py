@@ -1,0 +1,33 @@
+"""The committed executed chapters come from a clean, committed tree and name no machine's paths (issue 12)."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from ferd.book.runner import scrub_paths
+
+ROOT = Path(__file__).resolve().parent.parent
+EXECUTED = sorted((ROOT / "book" / "executed").glob("*.ipynb"))
+ABSOLUTE = re.compile(r"(?<![\w.$~])/(?:work|root|home|tmp|usr|mnt|var|opt|Users)/")
+
+
+def test_scrub_replaces_this_machines_paths(tmp_path):
+    nb = tmp_path / ".ch.running.ipynb"
+    nb.write_text(json.dumps({"metadata": {"papermill": {"input_path": str(ROOT / "notebooks" / "ch.py"),
+                                                         "output_path": str(tmp_path / ".ch.running.ipynb")}},
+                              "text": "/usr/share/datasets/fashion-mnist/t10k"}))
+    scrub_paths(nb, ROOT, {nb.name: "ch.ipynb"})
+    text = nb.read_text()
+    assert not ABSOLUTE.search(text), text
+    assert "./notebooks/ch.py" in text and "$TMPDIR" in text and "ch.ipynb" in text and "$DATASETS" in text
+
+
+@pytest.mark.xfail(strict=True, reason="the committed chapters predate the final re-run of issue 12 "
+                                       "(provenance 4018490+dirty, papermill's absolute paths): the re-run fixes it")
+@pytest.mark.parametrize("path", EXECUTED, ids=lambda p: p.stem)
+def test_committed_chapter_is_clean(path):
+    text = path.read_text(encoding="utf-8")
+    assert "+dirty" not in text, f"{path.name} was executed from a tree with uncommitted changes"
+    found = ABSOLUTE.findall(text)
+    assert not found, f"{path.name} holds absolute paths of the build machine: {found[:3]}"
