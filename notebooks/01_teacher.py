@@ -27,6 +27,15 @@
 # its teachers' per-class numbers (a reviewer asked for them); we do.
 
 # %% [markdown]
+# ```{admonition} Open this chapter as a notebook
+# :class: tip
+# This page is `notebooks/01_teacher.py` executed. To run it yourself, open it in Jupyter as a notebook
+# (`jupytext --to ipynb notebooks/01_teacher.py`), or re-run it with other parameters (the cell tagged `parameters`
+# lists them): `ferd book --only 01`, or
+# `jupytext --to ipynb notebooks/01_teacher.py -o - | papermill - out.ipynb -p profile smoke` ({doc}`../reproduce`).
+# ```
+
+# %% [markdown]
 # The parameters of the chapter. `profile` selects the schedule (`smoke` for a seconds-long test, `cpu` for the
 # book's numbers); the teacher does not depend on the preset or the student, which are only needed to build a
 # complete configuration.
@@ -47,6 +56,7 @@ retrain_teacher = False  # True trains the teacher again into the artifact store
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
+import scipy.stats
 import torch
 from matplotlib.ticker import MaxNLocator
 from myst_nb import glue
@@ -55,6 +65,7 @@ import ferd.book.plots
 import ferd.book.runner
 import ferd.book.tables
 from ferd.book import experiments
+from ferd.book.claims import Claim, save_claims
 from ferd.config import make_config
 from ferd.method.teachers import shipped_teacher_path, shipped_teachers, train_teacher, training_subset
 from ferd.toolkit.models import create_model
@@ -284,7 +295,7 @@ print(source_sentence)
 source
 
 # %% [markdown]
-# The training curves. Left: the training loss ({eq}`ch01-pgd-at` for PGD-AT, {eq}`ch01-trades` for TRADES,
+# {numref}`fig-ch01-training-curve` shows the training curves. Left: the training loss ({eq}`ch01-pgd-at` for PGD-AT, {eq}`ch01-trades` for TRADES,
 # at the point the inner attack found) falls while the learning rate steps down; it ends at
 # {glue:text}`ch01_final_loss`. Right, when the training recorded it: the accuracy after every epoch on a fixed
 # class-balanced set of test images, clean and under PGD, overall and in the worst class, with the bars of the
@@ -332,11 +343,21 @@ else:
     print("This history has no per-epoch accuracy (teacher.track_per_class = 0), so the right panel is empty.")
 fig.tight_layout()
 ferd.book.plots.save_figure(fig, "ch01_training_curve", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch01_training_curve_fig", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# Per class: the PGD accuracy of each class after every epoch (when the training recorded it). A class that
-# stays dark is one the teacher never learns to defend.
+# ```{glue:figure} ch01_training_curve_fig
+# :name: fig-ch01-training-curve
+#
+# The teacher's training. Left: the training loss per epoch (solid, left axis) and the learning rate (grey,
+# dashed, right axis). Right: the accuracy after each epoch on a fixed class-balanced set of test images, clean
+# (blue) and under PGD (orange), overall (solid) and in the worst class (dashed); the dotted lines are the bars of
+# the preconditions. The right panel is empty when the training did not track accuracy.
+# ```
+#
+# Per class: {numref}`fig-ch01-training-per-class` shows the PGD accuracy of each class after every epoch (when
+# the training recorded it). A class that stays dark is one the teacher never learns to defend.
 
 # %%
 pgd_cols = [f"acc_pgd_{c}" for c in range(cfg.num_classes)]
@@ -350,9 +371,23 @@ if set(pgd_cols) <= set(history.columns):
                        fmt=".0f", vmin=0, vmax=100, annotate=small)
     ax.set_xticklabels(history["epoch"].astype(int).tolist(), rotation=0, ha="center")
     ferd.book.plots.save_figure(fig, "ch01_training_per_class", folder=FIG_DIR)
-    ferd.book.plots.show(fig)
 else:
     print("This history has no per-class accuracy per epoch (teacher.track_per_class = 0); no per-class curve.")
+    fig, ax = plt.subplots(figsize=(6, 1.2))  # a note in place of the figure, which the text refers to
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, "no per-class accuracy per epoch in this history\n(teacher.track_per_class = 0)",
+            ha="center", va="center", transform=ax.transAxes, fontsize="small", color="grey")
+glue("ch01_training_per_class_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch01_training_per_class_fig
+# :name: fig-ch01-training-per-class
+#
+# The teacher's PGD accuracy (%) per class (rows) after each training epoch (columns), on the same
+# class-balanced test images as {numref}`fig-ch01-training-curve`; darker cells are lower accuracy. When the
+# training did not record per-class accuracy, the figure is a note saying so.
+# ```
 
 # %% [markdown]
 # ## Per-class robustness
@@ -385,8 +420,8 @@ attack_order = [ferd.book.plots.attack_label(n, cfg) for n in cfg.attack.attacks
  .reindex(index=class_order, columns=attack_order).mul(100).round(2))
 
 # %% [markdown]
-# The same numbers as a bar chart, one group per class (evaluation images, class-balanced:
-# {glue:text}`ch01_n_eval`). The class with the lowest PGD accuracy is in bold.
+# {numref}`fig-ch01-teacher-per-class` shows the same numbers as a bar chart, one group per class (evaluation
+# images, class-balanced: {glue:text}`ch01_n_eval`). The class with the lowest PGD accuracy is in bold.
 
 # %%
 pgd = per_class[per_class["attack"] == "pgd"].set_index("class_index")
@@ -394,7 +429,16 @@ worst_idx = int(pgd["accuracy"].idxmin())
 fig = ferd.book.plots.per_class_bars(per_class, hue="attack_label", title="Teacher: per-class accuracy under attack",
                                 highlight=worst_idx)
 ferd.book.plots.save_figure(fig, "ch01_teacher_per_class", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch01_teacher_per_class_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch01_teacher_per_class_fig
+# :name: fig-ch01-teacher-per-class
+#
+# The teacher's accuracy (%) per class on the evaluation set, one bar per attack (clean included); the class
+# with the lowest PGD accuracy is labelled in bold.
+# ```
 
 # %% [markdown]
 # The summary {eq}`ch01-metrics` per attack; each cell reads "ours (paper)". The paper reports no teacher
@@ -444,6 +488,26 @@ glue("ch01_expected_count", f"{n_attacks_ok} of {len(worst_table)}", display=Fal
 glue("ch01_pgd_avg", f"{100 * float(summ.loc[summ['attack'] == 'pgd', 'avg'].iloc[0]):.2f}", display=False)
 glue("ch01_pgd_nsd", f"{float(summ.loc[summ['attack'] == 'pgd', 'nsd'].iloc[0]):.3f}", display=False)
 print(verdict)
+
+# the findings table (landing page): two claims this book adds about the teacher, from this measurement
+worst_row = pgd.loc[pgd["accuracy"].idxmin()]
+pgd_avg = float(summ.loc[summ["attack"] == "pgd", "avg"].iloc[0])
+uneven = scipy.stats.binomtest(int(worst_row["correct"]), int(worst_row["count"]), pgd_avg, alternative="less")
+n_class = int(pgd["count"].min())
+save_claims([
+    Claim(claim=f"The robust teacher is itself unfair: its weakest class under "
+                f"{ferd.book.plots.attack_label('pgd', cfg)} lies below its average", chapter="01_teacher",
+          ours=f"{worst_row['class_name']} {100 * worst_row['accuracy']:.2f} % against an average of "
+               f"{100 * pgd_avg:.2f} % (one-sided binomial p = {uneven.pvalue:.1e})",
+          verdict="supported" if uneven.pvalue < 0.05 else "inconclusive",
+          test="one-sided binomial test of the weakest class against the average, 5 %",
+          resolution=f"{100 / n_class:.2g} points ({n_class} images per class)", origin="book"),
+    Claim(claim=f"The teacher's weakest class under attack is {expected_worst}, as the specification expects",
+          chapter="01_teacher", ours=f"weakest under PGD: {', '.join(pgd_worst)} ({100 * pgd_lowest:.2f} %)",
+          verdict=("supported" if pgd_worst == [expected_worst] else
+                   "inconclusive" if expected_worst in pgd_worst else "not supported"),
+          test="direct measurement on the evaluation set", resolution=f"{100 / n_class:.2g} points", origin="book"),
+], "01_teacher", profile)
 worst_table
 
 # %% [markdown]

@@ -28,6 +28,15 @@
 # where untargeted attacks send each class.
 
 # %% [markdown]
+# ```{admonition} Open this chapter as a notebook
+# :class: tip
+# This page is `notebooks/02_diagnosis.py` executed. To run it yourself, open it in Jupyter as a notebook
+# (`jupytext --to ipynb notebooks/02_diagnosis.py`), or re-run it with other parameters (the cell tagged `parameters`
+# lists them): `ferd book --only 02`, or
+# `jupytext --to ipynb notebooks/02_diagnosis.py -o - | papermill - out.ipynb -p profile smoke` ({doc}`../reproduce`).
+# ```
+
+# %% [markdown]
 # The parameters of the chapter; `students` lists the student architectures to diagnose (the first one is
 # discussed in the text), `health_methods` the methods whose runs are checked for health (by default the rows
 # of chapter 6's main table, in its order).
@@ -209,9 +218,9 @@ health_view.style.format("{:.1f}", na_rep="-", subset=[c for c in health_view.co
 # {glue:text}`ch02_health_verdict` {glue:text}`ch02_health_main` A dash marks a check that does not apply: no
 # generator (agreement), no FAE (non-robust channels).
 #
-# How does the agreement develop during a run? The teacher's agreement with the sampled labels on the pool,
-# overall and for the worst class, epoch by epoch, for FERD and plain DFRD on the {glue:text}`ch02_main`
-# student, with the two bars dotted.
+# How does the agreement develop during a run? {numref}`fig-ch02-pool-agreement` shows the teacher's agreement
+# with the sampled labels on the pool, overall and for the worst class, epoch by epoch, for FERD and plain DFRD on
+# the {glue:text}`ch02_main` student, with the two bars dotted.
 
 # %%
 curves, styles = {}, {}
@@ -230,8 +239,18 @@ fig = ferd.book.plots.epoch_lines(curves, styles=styles, percent=True, ylim=(0, 
                                    (ferd.book.health.MIN_CLASS_AGREEMENT, "bar: worst class")],
                              title=f"{main}: does the teacher recognise the synthetic pool?")
 ferd.book.plots.save_figure(fig, "ch02_pool_agreement", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch02_pool_agreement_fig", fig, display=False)
+plt.close(fig)
 glue("ch02_main", main, display=False)
+
+# %% [markdown]
+# ```{glue:figure} ch02_pool_agreement_fig
+# :name: fig-ch02-pool-agreement
+#
+# The share (%) of the synthetic pool whose sampled label the teacher predicts, after each epoch, for FERD and
+# plain DFRD (one colour each): over the whole pool (solid) and in the worst class (dashed). The dotted lines are
+# the health bars for the whole pool and for the worst class.
+# ```
 
 # %% [markdown]
 # At the last epoch the teacher recognises {glue:text}`ch02_agree_pool_ferd`% of FERD's pool (worst class
@@ -242,7 +261,7 @@ glue("ch02_main", main, display=False)
 # ## The student against the teacher, class by class
 #
 # We evaluate the final student and the teacher with the same attacks on the same class-balanced evaluation
-# set (both cached). The figure puts their per-class PGD accuracies side by side.
+# set (both cached). {numref}`fig-ch02-student-vs-teacher` puts their per-class PGD accuracies side by side.
 
 # %%
 teacher_pc = experiments.evaluate_teacher(cfg, progress=False)
@@ -256,7 +275,16 @@ fig = ferd.book.plots.per_class_bars(pgd_both, hue="who",
                                 title=f"PGD-{cfg.attack.pgd_steps} accuracy per class: teacher vs {preset} student",
                                 highlight=int(stu_pgd.idxmin()))
 ferd.book.plots.save_figure(fig, "ch02_student_vs_teacher", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch02_student_vs_teacher_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch02_student_vs_teacher_fig
+# :name: fig-ch02-student-vs-teacher
+#
+# PGD accuracy (%) per class of the teacher and of each distilled student (one bar each) on the same evaluation
+# set; the class in which the {glue:text}`ch02_main` student is weakest is labelled in bold.
+# ```
 
 # %% [markdown]
 # The summary per attack and model, each cell "ours (paper)". The paper has no row for plain DFRD and no
@@ -320,7 +348,8 @@ pd.DataFrame({"class": classes, "teacher PGD (%)": (100 * tea_pgd.values).round(
 # $$ (ch02-gap)
 #
 # Epochs inside the warm-up are left out: there the student has not been trained yet, and an untrained
-# network that predicts one class everywhere has the largest possible gap.
+# network that predicts one class everywhere has the largest possible gap. {numref}`fig-ch02-gap-over-epochs`
+# shows the per-class accuracies and both measures.
 
 # %%
 track = hist[hist["acc_pgd"].notna() & (hist["epoch"] > d.warmup)].reset_index(drop=True)
@@ -343,7 +372,17 @@ h2, l2 = ax2.get_legend_handles_labels()
 axes[1].legend(h1 + h2, l1 + l2, fontsize="small", loc="best")
 fig.tight_layout()
 ferd.book.plots.save_figure(fig, "ch02_gap_over_epochs", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch02_gap_over_epochs_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch02_gap_over_epochs_fig
+# :name: fig-ch02-gap-over-epochs
+#
+# Left: the {glue:text}`ch02_main` student's PGD accuracy (%) per class at each evaluated epoch after the
+# warm-up, one line per class, the weakest class at the last epoch drawn thicker. Right: the gap between the best
+# and the worst class (points, left axis) and the NSD (right axis) at the same epochs {eq}`ch02-gap`.
+# ```
 
 # %% [markdown]
 # The gap at the first and the last evaluated epoch, and whether it grew:
@@ -391,7 +430,8 @@ gap_table
 # $$ (ch02-confusion)
 #
 # The diagonal is the per-class robust accuracy; the off-diagonal mass shows which wrong classes absorb the
-# attacks (`ferd.toolkit.evaluate.attack_confusion`).
+# attacks (`ferd.toolkit.evaluate.attack_confusion`). {numref}`fig-ch02-attack-confusion` shows $A$ for the
+# {glue:text}`ch02_main` student.
 
 # %%
 split = experiments.eval_split(cfg)
@@ -403,7 +443,17 @@ fig = ferd.book.plots.heatmap(A, classes, classes, xlabel="predicted class after
                          ylabel="true class (source)", vmin=0, vmax=1,
                          title=f"{main}: where untargeted PGD sends each class")
 ferd.book.plots.save_figure(fig, "ch02_attack_confusion", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch02_attack_confusion_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch02_attack_confusion_fig
+# :name: fig-ch02-attack-confusion
+#
+# The matrix $A$ of {eq}`ch02-confusion` for the {glue:text}`ch02_main` student: row $c$ (true class) gives
+# the fraction of its evaluation images that the student assigns to each class (column) after untargeted PGD.
+# The diagonal is the per-class robust accuracy; brighter cells are larger fractions.
+# ```
 
 # %% [markdown]
 # The strongest off-diagonal flows, and how concentrated each class's errors are: for each source class the
@@ -443,17 +493,30 @@ if targeted_per_class > 0:
     fig = ferd.book.plots.heatmap(S, classes, classes, xlabel="target class j", ylabel="source class c", vmin=0, vmax=1,
                              title=f"{main}: targeted PGD success rate S[c, j]")
     ferd.book.plots.save_figure(fig, "ch02_targeted_success", folder=FIG_DIR)
-    ferd.book.plots.show(fig)
     easiest = np.unravel_index(np.nanargmax(S), S.shape)
     glue("ch02_targeted_note", f"The easiest targeted move is {classes[easiest[0]]} into {classes[easiest[1]]} "
          f"({100 * S[easiest]:.2f}% success); the hardest target overall is "
          f"{classes[int(np.nanargmin(np.nanmean(S, axis=0)))]}.", display=False)
 else:
     glue("ch02_targeted_note", "The targeted matrix was skipped (targeted_per_class = 0).", display=False)
+    fig, ax = plt.subplots(figsize=(6, 1.2))  # a note in place of the figure, which the text refers to
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, "targeted matrix skipped (targeted_per_class = 0)", ha="center", va="center",
+            transform=ax.transAxes, fontsize="small", color="grey")
+glue("ch02_targeted_success_fig", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# {glue:text}`ch02_targeted_note` Rows with bright cells are classes that an attacker can steer almost
-# anywhere; columns with bright cells are "attractor" classes.
+# ```{glue:figure} ch02_targeted_success_fig
+# :name: fig-ch02-targeted-success
+#
+# The success rate $S[c, j]$ of targeted PGD against the {glue:text}`ch02_main` student: the fraction of the
+# attacked images of source class $c$ (row) that end up classified as target class $j$ (column); brighter cells
+# are easier moves. When `targeted_per_class` is 0 the figure is a note saying so.
+# ```
+#
+# {glue:text}`ch02_targeted_note` In {numref}`fig-ch02-targeted-success`, rows with bright cells are classes that
+# an attacker can steer almost anywhere; columns with bright cells are "attractor" classes.
 #
 # ## What we take from the diagnosis
 #

@@ -25,6 +25,15 @@
 # without reweighting class by class, and finally train with a class-weight rule of our own.
 
 # %% [markdown]
+# ```{admonition} Open this chapter as a notebook
+# :class: tip
+# This page is `notebooks/03_reweighting.py` executed. To run it yourself, open it in Jupyter as a notebook
+# (`jupytext --to ipynb notebooks/03_reweighting.py`), or re-run it with other parameters (the cell tagged `parameters`
+# lists them): `ferd book --only 03`, or
+# `jupytext --to ipynb notebooks/03_reweighting.py -o - | papermill - out.ipynb -p profile smoke` ({doc}`../reproduce`).
+# ```
+
+# %% [markdown]
 # The parameters of the chapter.
 
 # %% tags=["parameters"]
@@ -77,6 +86,29 @@ tau_cfgs = {t: make_config(profile, preset, overrides=dict(student=student, seed
 collapse_share = ferd.book.health.MAX_WEIGHT_SHARE  # collapsed: max p above the alert line in more than this share of epochs
 print(f"{preset}: rule {d.class_weight_rule}, tau {d.class_weight_tau}, min-max bounds {d.class_weight_bounds}, "
       f"probe PGD-{d.probe_steps}; run {run_key(cfg)}; {compare_preset}: run {run_key(cfg_cmp)}")
+
+# %% [markdown]
+# ## FERD in one picture
+#
+# {numref}`fig-pipeline` shows one epoch of FERD, with its three parts coloured. The generator makes a batch
+# for labels drawn from the class weights $p$; the fairness-aware examples (this book's chapter 4) add the
+# uniformity term to the generator's loss; the batch kept from the round enters the pool; the robustness probe on the
+# round's last batch (this chapter) measures each class's vulnerability and sets the weights of the next epoch;
+# and the student trains on pool batches and on their uniform-target adversarial examples (chapter 5).
+
+# %% tags=["remove-input"]
+pipeline = ferd.book.plots.pipeline_diagram()
+ferd.book.plots.save_figure(pipeline, "pipeline", folder=FIG_DIR)
+glue("ch03_pipeline", pipeline, display=False)
+plt.close(pipeline)
+
+# %% [markdown]
+# ```{glue:figure} ch03_pipeline
+# :name: fig-pipeline
+#
+# One epoch of FERD: the data-free synthesis (blue), robustness-guided reweighting (orange), fairness-aware
+# examples (green) and uniform-target adversarial examples (purple), drawn by `ferd.book.plots.pipeline_diagram`.
+# ```
 
 # %% [markdown]
 # ## Vulnerability from adversarial margins
@@ -136,7 +168,7 @@ demo = pd.DataFrame({"class": classes, "attack success (%)": [100 * float((m[y =
 demo
 
 # %% [markdown]
-# The two rules side by side. The softmax weights follow the *differences* of the vulnerabilities in logit
+# {numref}`fig-ch03-one-batch-weights` shows the two rules side by side. The softmax weights follow the *differences* of the vulnerabilities in logit
 # units; the min-max weights only see the *ranking* relative to the extremes and are confined to a fixed
 # band.
 
@@ -155,7 +187,17 @@ ferd.book.plots.grouped_bars(axes[1], weights, "class weight p_c", percent=False
 axes[1].legend(fontsize="small")
 fig.tight_layout()
 ferd.book.plots.save_figure(fig, "ch03_one_batch_weights", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch03_one_batch_weights_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch03_one_batch_weights_fig
+# :name: fig-ch03-one-batch-weights
+#
+# Left: the teacher's vulnerability $D_c$ {eq}`ch03-vulnerability` per class, measured on one probe batch of
+# {glue:text}`ch03_probe_n` test images per class. Right: the class-sampling weights $p_c$ that the softmax rule
+# and the min-max rule compute from it (one bar each); the dashed line is the uniform weight $1/C$.
+# ```
 
 # %% [markdown]
 # How far apart can the two rules be? Under the min-max rule the most vulnerable class always gets $h$ and the
@@ -168,7 +210,8 @@ ferd.book.plots.show(fig)
 # reached when the other nine classes tie at the minimum. The paper reports that its weakest CIFAR-10 class
 # (deer) reached a sampling weight of {glue:text}`ch03_paper_weight`, above the min-max bound of
 # {glue:text}`ch03_paper_bound` recorded with the paper's numbers; the cell below recomputes the bound from our
-# configuration and the softmax lead that 0.314 requires.
+# configuration and the softmax lead that 0.314 requires, and {numref}`fig-ch03-rule-comparison` plots the
+# weight of one class against its lead under each rule.
 
 # %%
 low, high = d.class_weight_bounds
@@ -203,8 +246,18 @@ ax.set_ylabel("its weight p_c")
 ax.set_title("Largest class weight under each rule")
 ax.legend(fontsize="x-small")
 ferd.book.plots.save_figure(fig, "ch03_rule_comparison", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch03_rule_comparison_fig", fig, display=False)
+plt.close(fig)
 sweep.round(4)
+
+# %% [markdown]
+# ```{glue:figure} ch03_rule_comparison_fig
+# :name: fig-ch03-rule-comparison
+#
+# The weight $p_c$ of one class whose vulnerability leads the other $C-1$ (tied) by $\Delta$ logits, under the
+# min-max rule and under the softmax rule at each temperature of `rule_taus` (one line each). Dashed grey: the
+# min-max bound {eq}`ch03-bound`; dotted black: the weight the paper reports for its weakest CIFAR-10 class.
+# ```
 
 # %% [markdown]
 # From our configuration the bound {eq}`ch03-bound` is {glue:text}`ch03_bound`, so the min-max rule
@@ -218,7 +271,8 @@ sweep.round(4)
 #
 # `ferd.book.experiments.distill` trains FERD (or loads it) and logs, every epoch, the vulnerability $D$ measured on
 # that epoch's probe batch (`D_0 ... D_9`), the weights used to draw that epoch's labels (`p_0 ... p_9`, uniform
-# in epoch 1) and the largest weight computed for the next epoch (`max_p`).
+# in epoch 1) and the largest weight computed for the next epoch (`max_p`). {numref}`fig-ch03-weights-over-epochs`
+# plots the first two.
 
 # %%
 # every run of the chapter side by side (one core each): both presets and FERD at each tau; cached after
@@ -236,13 +290,23 @@ axes[1].axhline(1 / C, color="grey", ls="--", lw=1)
 axes[1].axhline(max_p_alert, color="black", ls=":", lw=1.2)  # the collapse alert of the next figure
 fig.tight_layout()
 ferd.book.plots.save_figure(fig, "ch03_weights_over_epochs", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch03_weights_over_epochs_fig", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
+# ```{glue:figure} ch03_weights_over_epochs_fig
+# :name: fig-ch03-weights-over-epochs
+#
+# One FERD run, one line per class. Left: the teacher's vulnerability $D_c$ on each epoch's probe batch. Right:
+# the class-sampling weights $p_c$ used in each epoch; the dashed grey line is the uniform weight $1/C$, the
+# dotted black line the collapse alert {glue:text}`ch03_alert`.
+# ```
+#
 # The method specification warns that a small network's margins can be large, so that the softmax collapses
 # onto one class; it asks to report when the largest weight *stays* above {glue:text}`ch03_alert` (the dotted
-# line above). We call the weights **collapsed** when the largest weight is above that line in more than half of
-# the epochs, the same test as the health check of chapter 2. The largest weight per epoch:
+# line in {numref}`fig-ch03-weights-over-epochs`). We call the weights **collapsed** when the largest weight is
+# above that line in more than half of the epochs, the same test as the health check of chapter 2. The largest
+# weight per epoch is plotted in {numref}`fig-ch03-max-p` and listed below:
 
 # %%
 max_p = hist["max_p"].to_numpy()
@@ -254,7 +318,8 @@ fig = ferd.book.plots.epoch_lines({"max_c p_c (next epoch)": (hist["epoch"], max
                              bars=[(max_p_alert, f"alert {max_p_alert:g}"), (1 / C, "uniform 1/C")],
                              ylabel="largest class weight", title="Does the softmax collapse onto one class?")
 ferd.book.plots.save_figure(fig, "ch03_max_p", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch03_max_p_fig", fig, display=False)
+plt.close(fig)
 if collapsed:
     alert = (f"The largest weight was above {max_p_alert:g} in {100 * share_above:.0f}% of the epochs (up to "
              f"{max_p.max():.3f}): the softmax rule at tau = {d.class_weight_tau:g} collapses onto one class here, "
@@ -273,6 +338,13 @@ print(alert)
 pd.DataFrame({"epoch": hist["epoch"], "max_p": max_p.round(4), "most vulnerable class": top_class})
 
 # %% [markdown]
+# ```{glue:figure} ch03_max_p_fig
+# :name: fig-ch03-max-p
+#
+# The largest class weight $\max_c p_c$ computed for the next epoch, after each epoch of the FERD run. The dotted
+# lines are the collapse alert (black) and the uniform weight $1/C$ (grey).
+# ```
+#
 # {glue:text}`ch03_max_p_verdict` The class the probe found most vulnerable most often was
 # {glue:text}`ch03_most_weighted`. Because the pool is never pruned, the student sees the running mix of all
 # epochs' proportions, which is gentler than any single epoch's weights.
@@ -309,7 +381,8 @@ fig = ferd.book.plots.epoch_lines(tau_curves, ylim=(0, 1), ylabel="largest class
                              bars=[(max_p_alert, f"alert {max_p_alert:g}"), (1 / C, "uniform 1/C")],
                              title="Largest class weight per epoch, by temperature")
 ferd.book.plots.save_figure(fig, "ch03_tau_max_p", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch03_tau_max_p_fig", fig, display=False)
+plt.close(fig)
 shares = dict(zip(tau_table["tau"], tau_table[f"epochs with max p > {max_p_alert:g} (%)"] / 100))
 tau_book = float(d.class_weight_tau)
 calm = [t for t in taus if shares[t] <= collapse_share]
@@ -334,6 +407,15 @@ print(tau_verdict)
 tau_table.drop(columns="run").set_index("tau").round(2)
 
 # %% [markdown]
+# ```{glue:figure} ch03_tau_max_p_fig
+# :name: fig-ch03-tau-max-p
+#
+# The largest class weight $\max_c p_c$ per epoch of FERD trained at each temperature $\tau$ of
+# {glue:text}`ch03_tau_list` (one line each). The dotted lines are the collapse alert (black) and the uniform
+# weight $1/C$ (grey).
+# ```
+#
+# {numref}`fig-ch03-tau-max-p` shows the largest class weight per epoch at each temperature.
 # {glue:text}`ch03_tau_verdict` The pool columns show what the student actually trains on: the share of the
 # pool each class received over the whole run, and the teacher's agreement with the pool's labels at the last
 # epoch (a softer temperature should not cost it).
@@ -341,7 +423,7 @@ tau_table.drop(columns="run").set_index("tau").round(2)
 # ## Does reweighting help the weakest class?
 #
 # We evaluate the final students of `ferd` and `ferd_no_reweight` (identical except for the rule) with the
-# profile's attacks and compare their per-class PGD accuracy.
+# profile's attacks and compare their per-class PGD accuracy ({numref}`fig-ch03-per-class-effect`).
 
 # %%
 pc = pd.concat([experiments.evaluate_student(cfg, progress=False),
@@ -350,7 +432,16 @@ pgd_pc = pc[pc["attack"] == "pgd"]
 fig = ferd.book.plots.per_class_bars(pgd_pc, hue="preset", hue_order=[preset, compare_preset],
                                 title=f"PGD-{a.pgd_steps} accuracy per class, with and without reweighting")
 ferd.book.plots.save_figure(fig, "ch03_per_class_effect", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch03_per_class_effect_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch03_per_class_effect_fig
+# :name: fig-ch03-per-class-effect
+#
+# PGD accuracy (%) per class of the final students of `ferd` and `ferd_no_reweight` (one bar each), on the same
+# evaluation set.
+# ```
 
 # %% [markdown]
 # The summary, each cell "ours (paper)". The paper's ablation (CIFAR-10, ResNet-18 student) reports Clean and
@@ -431,8 +522,8 @@ custom_pc.insert(0, "preset", "ferd + sqrt_rule")
 print(f"sqrt_rule run {rule_id}: largest weight per epoch", custom.history["max_p"].round(3).tolist())
 
 # %% [markdown]
-# The sqrt rule against the paper's softmax rule: the largest weight over epochs, and the worst-class PGD
-# accuracy of the final students.
+# {numref}`fig-ch03-custom-rule` compares the sqrt rule with the paper's softmax rule: the largest weight over
+# epochs, and the PGD accuracy per class of the final students; the table gives the worst class.
 
 # %%
 pgd_all = pd.concat([pgd_pc, custom_pc[custom_pc["attack"] == "pgd"]], ignore_index=True)
@@ -449,7 +540,8 @@ axes[0].legend(fontsize="small")
 ferd.book.plots.per_class_bars(pgd_all, hue="preset", ax=axes[1], title="PGD accuracy per class")
 fig.tight_layout()
 ferd.book.plots.save_figure(fig, "ch03_custom_rule", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch03_custom_rule_fig", fig, display=False)
+plt.close(fig)
 w_soft, w_sqrt = float(worst[preset]), float(worst["ferd + sqrt_rule"])
 glue("ch03_worst_softmax", f"{100 * w_soft:.2f}", display=False)
 glue("ch03_worst_sqrt", f"{100 * w_sqrt:.2f}", display=False)
@@ -460,6 +552,15 @@ ferd.book.tables.save_results(pd.DataFrame({"rule": ["softmax", "sqrt_rule"], "w
 (100 * worst).round(2).rename("worst-class PGD (%)").to_frame()
 
 # %% [markdown]
+# ```{glue:figure} ch03_custom_rule_fig
+# :name: fig-ch03-custom-rule
+#
+# Left: the largest class weight per epoch under the softmax rule and under `sqrt_rule` {eq}`ch03-sqrt-rule`;
+# the dotted lines are the uniform weight $1/C$ (grey) and the collapse alert (black). Right: PGD accuracy (%) per
+# class of the final students trained with and without reweighting (as in {numref}`fig-ch03-per-class-effect`)
+# and with `sqrt_rule`.
+# ```
+#
 # With the sqrt rule the worst class reaches {glue:text}`ch03_worst_sqrt`% PGD accuracy,
 # {glue:text}`ch03_sqrt_verdict` the softmax rule's {glue:text}`ch03_worst_softmax`% (one seed: differences of a
 # point or two are within run-to-run noise at this profile).
@@ -467,8 +568,8 @@ ferd.book.tables.save_results(pd.DataFrame({"rule": ["softmax", "sqrt_rule"], "w
 # ## Exercises
 #
 # 1. Replace the softmax by the released code's min-max rule (`make_config(profile, "ferd_released")` or the
-#    override `{"distill.class_weight_rule": "minmax"}`) and compare the weights over epochs with the figure
-#    above. Does the bound {eq}`ch03-bound` ever bind?
+#    override `{"distill.class_weight_rule": "minmax"}`) and compare the weights over epochs with
+#    {numref}`fig-ch03-weights-over-epochs`. Does the bound {eq}`ch03-bound` ever bind?
 # 2. Add 0.5 and 4 to `tau_grid` and rerun the chapter. At which temperature does the largest weight stop
 #    crossing the alert line, and what does a high temperature do to the smallest pool share and to the pool's
 #    worst-class agreement?

@@ -25,6 +25,15 @@
 # the synthetic images look like with and without it?**
 
 # %% [markdown]
+# ```{admonition} Open this chapter as a notebook
+# :class: tip
+# This page is `notebooks/04_fae.py` executed. To run it yourself, open it in Jupyter as a notebook
+# (`jupytext --to ipynb notebooks/04_fae.py`), or re-run it with other parameters (the cell tagged `parameters`
+# lists them): `ferd book --only 04`, or
+# `jupytext --to ipynb notebooks/04_fae.py -o - | papermill - out.ipynb -p profile smoke` ({doc}`../reproduce`).
+# ```
+
+# %% [markdown]
 # The parameters of the chapter.
 
 # %% tags=["parameters"]
@@ -139,8 +148,9 @@ glue("ch04_B", str(Z.shape[0]), display=False)
 print(f"Z {tuple(Z.shape)}; threshold max v = {float(v.max()):.4f}; non-robust channels {100 * nonrobust:.1f}%")
 
 # %% [markdown]
-# Each point below is one (sample, channel) pair: its spatial variance $v_{bk}$ against its fitted noise
-# variance $s_{bk}^2$. The dashed line is the threshold of {eq}`ch04-mask`: points above it are robust.
+# Each point in {numref}`fig-ch04-ib-scatter` is one (sample, channel) pair: its spatial variance $v_{bk}$
+# against its fitted noise variance $s_{bk}^2$. The dashed line is the threshold of {eq}`ch04-mask`: points above
+# it are robust.
 
 # %%
 vv = v.flatten().numpy()
@@ -158,7 +168,18 @@ ax.set_ylabel("fitted noise variance s*_bk^2")
 ax.set_title("Information-bottleneck fit on one generator batch")
 ax.legend(fontsize="small")
 ferd.book.plots.save_figure(fig, "ch04_ib_scatter", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch04_ib_scatter_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch04_ib_scatter_fig
+# :name: fig-ch04-ib-scatter
+#
+# The information-bottleneck fit on one generator batch: for each (sample, channel) pair, the spatial variance
+# $v_{bk}$ of its feature map (horizontal) against its fitted noise variance $s_{bk}^2$ (vertical), both on log
+# scales; robust pairs in blue, non-robust pairs in orange. The dashed line is the threshold $\max v$ of
+# {eq}`ch04-mask`.
+# ```
 
 # %% [markdown]
 # In this batch {glue:text}`ch04_nonrobust_fraction`% of the {glue:text}`ch04_B` x {glue:text}`ch04_K`
@@ -222,8 +243,9 @@ curve_without, _, last_without = generator_steps(False)
 glue("ch04_demo_steps", str(n_demo), display=False)
 
 # %% [markdown]
-# Left: $\mathcal{L}_{uni}$ over the steps. Right: the teacher's prediction from the non-robust features,
-# averaged over the batch and sorted by each sample's target label's position, before the steps and after them.
+# {numref}`fig-ch04-uniformity-steps`, left: $\mathcal{L}_{uni}$ over the steps. Right: the teacher's prediction
+# from the non-robust features, averaged over the batch and sorted by each sample's target label's position, before
+# the steps and after them.
 
 # %%
 def mean_prob_of_label(logits: torch.Tensor) -> float:
@@ -247,7 +269,8 @@ ferd.book.plots.grouped_bars(axes[1], pd.DataFrame({k: p.numpy() for k, p in pro
 axes[1].legend(fontsize="small")
 fig.tight_layout()
 ferd.book.plots.save_figure(fig, "ch04_uniformity_steps", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch04_uniformity_steps_fig", fig, display=False)
+plt.close(fig)
 falls = curve_with[-1] < curve_with[0]
 glue("ch04_uni_first", f"{curve_with[0]:.3f}", display=False)
 glue("ch04_uni_last_with", f"{curve_with[-1]:.3f}", display=False)
@@ -263,6 +286,15 @@ pd.DataFrame({"step": range(len(curve_with)), "L_uni with": np.round(curve_with,
               "L_uni without": np.round(curve_without, 4)}).iloc[[0, len(curve_with) // 2, -1]]
 
 # %% [markdown]
+# ```{glue:figure} ch04_uniformity_steps_fig
+# :name: fig-ch04-uniformity-steps
+#
+# {glue:text}`ch04_demo_steps` generator steps of the FERD objective from the same start, with and without the
+# uniformity term. Left: $\mathcal{L}_{uni}$ {eq}`ch04-uni`, measured with a fresh mask, at each step. Right: the
+# teacher's prediction from the non-robust features $Z_{nr}$, averaged over the batch, per class: before the
+# steps, and after them with and without the term; the dashed line is the uniform probability $1/C$.
+# ```
+#
 # With the term, $\mathcal{L}_{uni}$ {glue:text}`ch04_uni_verdict` (from {glue:text}`ch04_uni_first` to
 # {glue:text}`ch04_uni_last_with`, against {glue:text}`ch04_uni_last_without` without it). After the steps, the
 # non-robust prediction gives each image's own label a mean probability of {glue:text}`ch04_label_prob`
@@ -295,7 +327,8 @@ fig = ferd.book.plots.epoch_lines({f"{preset}: non-robust fraction": (h_fae["epo
                              ylabel="non-robust pairs (%)",
                              title="The FAE mask at the kept generator step, per epoch")
 ferd.book.plots.save_figure(fig, "ch04_nonrobust_over_epochs", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch04_nonrobust_over_epochs_fig", fig, display=False)
+plt.close(fig)
 curves, styles = {}, {}
 for i, (name, h) in enumerate(hists.items()):
     curves[f"{name}: whole pool"] = (h["epoch"], h["agree_pool"])
@@ -307,7 +340,8 @@ fig = ferd.book.plots.epoch_lines(curves, styles=styles, percent=True, ylim=(0, 
                                    (ferd.book.health.MIN_CLASS_AGREEMENT, "health bar: worst class")],
                              title="Does the uniformity term cost class agreement?")
 ferd.book.plots.save_figure(fig, "ch04_fae_agreement", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch04_fae_agreement_fig", fig, display=False)
+plt.close(fig)
 
 lo, hi = ferd.book.health.NONROBUST_BOUNDS  # the ends that chapter 2's health check rules out
 degenerate = float(((nr <= lo) | (nr >= hi)).mean())
@@ -352,9 +386,26 @@ print(f"non-robust fraction per epoch ({preset}):", (100 * nr).round(1).tolist()
 fae_health.style.format("{:.1f}", na_rep="-")
 
 # %% [markdown]
+# ```{glue:figure} ch04_nonrobust_over_epochs_fig
+# :name: fig-ch04-nonrobust-over-epochs
+#
+# The share (%) of (sample, channel) pairs that FERD's mask calls non-robust, at the generator step whose batch
+# joined the pool, per epoch. The dotted lines mark the two degenerate ends: every pair non-robust (100 %) and
+# every pair robust (0 %).
+# ```
+#
+# ```{glue:figure} ch04_fae_agreement_fig
+# :name: fig-ch04-fae-agreement
+#
+# The share (%) of the synthetic pool whose sampled label the teacher predicts, after each epoch, for FERD with
+# and without the uniformity term (one colour each): over the whole pool (solid) and in the worst class (dashed).
+# The dotted lines are chapter 2's health bars.
+# ```
+#
 # Over the run, the mask calls on average {glue:text}`ch04_nonrobust_mean`% of the (sample, channel) pairs
-# non-robust (from {glue:text}`ch04_nonrobust_span` across epochs): {glue:text}`ch04_nonrobust_verdict`
-# (`ferd_no_fae` fits no mask, hence the dash in the table). At the last epoch the teacher recognises
+# non-robust (from {glue:text}`ch04_nonrobust_span` across epochs, {numref}`fig-ch04-nonrobust-over-epochs`):
+# {glue:text}`ch04_nonrobust_verdict` (`ferd_no_fae` fits no mask, hence the dash in the table). At the last epoch
+# ({numref}`fig-ch04-fae-agreement`) the teacher recognises
 # {glue:text}`ch04_agree_pool_with`% of FERD's pool (worst class {glue:text}`ch04_agree_worst_with`%), against
 # {glue:text}`ch04_agree_pool_without`% (worst class {glue:text}`ch04_agree_worst_without`%) without the
 # uniformity term: {glue:text}`ch04_agree_verdict`
@@ -364,7 +415,7 @@ fae_health.style.format("{:.1f}", na_rep="-")
 #
 # Over a whole run the generator {glue:text}`ch04_generator_reset`, and each epoch's best batch joins the pool.
 # We read the pools of the two runs from their last checkpoints: for each class, the most recent images
-# generated for it.
+# generated for it ({numref}`fig-ch04-sample-grids`).
 
 # %%
 def run_pool(c) -> tuple[torch.Tensor, torch.Tensor]:
@@ -393,7 +444,17 @@ for ax, (name, (px, py)) in zip(axes, pools.items()):
     ax.set_title(f"{name} ({len(px)} pool images)")
 fig.tight_layout()
 ferd.book.plots.save_figure(fig, "ch04_sample_grids", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch04_sample_grids_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch04_sample_grids_fig
+# :name: fig-ch04-sample-grids
+#
+# Synthetic images from the final pools of FERD (left) and FERD without the uniformity term (right): one row per
+# class, holding the most recent images generated for it; blank cells mean the class has fewer images in the
+# pool.
+# ```
 
 # %% [markdown]
 # ## How the teacher sees the synthetic samples
@@ -403,6 +464,7 @@ ferd.book.plots.show(fig)
 # embed the {glue:text}`ch04_tsne_n` most recent samples of each pool (perplexity $\min(30, n-1)$, 1,000
 # iterations, random state 0). As numbers we report how often the teacher predicts the label an image was
 # generated for, and the silhouette of the teacher's classes in feature space (higher: better separated).
+# {numref}`fig-ch04-tsne` shows the two embeddings.
 
 # %%
 rows, embeds = [], {}
@@ -421,7 +483,8 @@ for ax, (name, (emb, pred)) in zip(axes, embeds.items()):
     ferd.book.plots.class_scatter(emb, pred, classes, ax=ax, title=f"{name}: t-SNE of GAP(Z)", legend=ax is axes[-1])
 fig.tight_layout()
 ferd.book.plots.save_figure(fig, "ch04_tsne", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch04_tsne_fig", fig, display=False)
+plt.close(fig)
 stats = pd.DataFrame(rows)
 ferd.book.tables.save_results(stats, "ch04_synthetic_stats", profile)
 glue("ch04_tsne_n", str(min(tsne_points, min(len(p[0]) for p in pools.values()))), display=False)
@@ -433,6 +496,14 @@ glue("ch04_silhouette_verdict",
 stats.round(3)
 
 # %% [markdown]
+# ```{glue:figure} ch04_tsne_fig
+# :name: fig-ch04-tsne
+#
+# t-SNE of the teacher's spatially averaged split-layer features $\mathrm{GAP}(Z)$ of the
+# {glue:text}`ch04_tsne_n` most recent pool images of FERD (left) and FERD without the uniformity term (right);
+# each point is one image, coloured by the class the teacher predicts for it.
+# ```
+#
 # The silhouette of the teacher's classes {glue:text}`ch04_silhouette_verdict`. The paper describes FAEs as
 # giving representations that are balanced across classes; a t-SNE of one seed is a picture, not a test, and
 # chapter 7 measures what FAEs do to the student's robustness.

@@ -24,6 +24,15 @@
 # finding that a moderate weight works best?**
 
 # %% [markdown]
+# ```{admonition} Open this chapter as a notebook
+# :class: tip
+# This page is `notebooks/05_utae.py` executed. To run it yourself, open it in Jupyter as a notebook
+# (`jupytext --to ipynb notebooks/05_utae.py`), or re-run it with other parameters (the cell tagged `parameters`
+# lists them): `ferd book --only 05`, or
+# `jupytext --to ipynb notebooks/05_utae.py -o - | papermill - out.ipynb -p profile smoke` ({doc}`../reproduce`).
+# ```
+
+# %% [markdown]
 # The parameters of the chapter.
 
 # %% tags=["parameters"]
@@ -36,6 +45,7 @@ demo_gammas = [0.0, 0.3, 0.9]  # gammas compared on one batch (0 is plain KL-PGD
 demo_per_class = 30  # test images per class in the one-batch comparison
 gamma_grid = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9]  # one FERD run per value
 sweep_attacks = ["clean", "pgd", "cw"]  # attacks of the sweep's evaluation (AutoAttack is too slow for 6 runs)
+band_seeds = [0, 1, 2, 3, 4]  # seeds of FERD at the default gamma (chapter 6's runs): their spread is the band
 
 # %% [markdown]
 # The next cell imports the library and builds one configuration per $\gamma$ of the sweep; a bad value fails
@@ -65,6 +75,10 @@ cfg = make_config(profile, preset, overrides=dict(student=student, seed=seed, de
 sweep_cfgs = {g: make_config(profile, preset, overrides={"student": student, "seed": seed, "device": device,
                                                          "gamma": g, "attack.attacks": tuple(sweep_attacks)})
               for g in gamma_grid}
+if profile == "smoke":
+    band_seeds = list(band_seeds)[:2]
+band_cfgs = [make_config(profile, preset, overrides={"student": student, "seed": s, "device": device,
+                                                     "attack.attacks": tuple(sweep_attacks)}) for s in band_seeds]
 d, a = cfg.distill, cfg.attack
 print(f"UTAE: {d.utae_steps} steps of {a.alpha:g}, eps {a.eps:g}, attacked network: {d.utae_target}; "
       f"default gamma {d.gamma:g}; sweep runs " + ", ".join(f"{g:g}: {run_key(c)}" for g, c in sweep_cfgs.items()))
@@ -109,7 +123,7 @@ print(f"UTAE: {d.utae_steps} steps of {a.alpha:g}, eps {a.eps:g}, attacked netwo
 
 # %%
 teacher = experiments.teacher(cfg, progress=False)
-experiments.prefetch([cfg, *sweep_cfgs.values()], progress=False)  # the sweep's runs side by side, one core each
+experiments.prefetch([cfg, *sweep_cfgs.values(), *band_cfgs], progress=False)  # side by side, one core each
 net = experiments.distill(cfg, progress=False).student.eval()
 batch = stratified_subset(load_split(cfg.dataset, "test"), demo_per_class)
 classes = batch.classes
@@ -128,7 +142,7 @@ glue("ch05_demo_gammas", ", ".join(f"{g:g}" for g in demo_gammas), display=False
 print(f"{len(y)} images; student clean accuracy on them {100 * float((clean_pred == y).float().mean()):.2f}%")
 
 # %% [markdown]
-# Where do the adversarial examples land? Left: the overall distribution of the student's adversarial
+# Where do the adversarial examples land? {numref}`fig-ch05-targets-entropy`, left: the overall distribution of the student's adversarial
 # predictions for each $\gamma$. Right: the distribution of their entropy.
 
 # %%
@@ -149,11 +163,23 @@ axes[1].set_title("Uncertainty of the adversarial predictions")
 axes[1].legend(fontsize="small")
 fig.tight_layout()
 ferd.book.plots.save_figure(fig, "ch05_targets_entropy", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch05_targets_entropy_fig", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# The source-class x target-class view for the smallest and the largest $\gamma$: row $c$ is the distribution
-# of the student's adversarial predictions for images of true class $c$.
+# ```{glue:figure} ch05_targets_entropy_fig
+# :name: fig-ch05-targets-entropy
+#
+# UTAE examples against the FERD student on one class-balanced test batch, for each $\gamma$ of
+# {glue:text}`ch05_demo_gammas`. Left: the share (%) of the examples that the student assigns to each class (one
+# bar per $\gamma$; the dashed line is the uniform share $1/C$). Right: histograms of the entropy of the
+# student's prediction on each example {eq}`ch05-entropy`; the dashed line is the largest possible entropy,
+# $\log C$.
+# ```
+#
+# The source-class x target-class view for the smallest and the largest $\gamma$
+# ({numref}`fig-ch05-source-target`): row $c$ is the distribution of the student's adversarial predictions for
+# images of true class $c$.
 
 # %%
 g_lo, g_hi = min(demo_gammas), max(demo_gammas)
@@ -166,7 +192,17 @@ for ax, g in zip(axes, (g_lo, g_hi)):
                        ylabel="true class", title=f"gamma = {g:g}", colorbar=ax is axes[-1])
 fig.tight_layout()
 ferd.book.plots.save_figure(fig, "ch05_source_target", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch05_source_target_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch05_source_target_fig
+# :name: fig-ch05-source-target
+#
+# For $\gamma =$ {glue:text}`ch05_g_lo` (left) and $\gamma =$ {glue:text}`ch05_g_hi` (right): row $c$ gives the
+# fraction of the UTAE examples of true class $c$ that the student assigns to each class (column); brighter cells
+# are larger fractions.
+# ```
 
 # %% [markdown]
 # Three numbers per $\gamma$: the mean entropy {eq}`ch05-entropy`, the share of images whose prediction the
@@ -212,7 +248,8 @@ demo_table.round(3)
 #
 # Now the full method: one FERD run per $\gamma$ in {glue:text}`ch05_gamma_grid`, everything else fixed, each
 # final student evaluated with {glue:text}`ch05_sweep_attacks` on the profile's evaluation set. (The run with
-# the default $\gamma$ is the one of chapter 3, reused from the artifact store.)
+# the default $\gamma$ is the one of chapter 3, reused from the artifact store.) {numref}`fig-ch05-gamma-sweep`
+# shows the results.
 
 # %%
 glue("ch05_gamma_grid", ", ".join(f"{g:g}" for g in gamma_grid), display=False)
@@ -231,8 +268,17 @@ for attack in [x for x in sweep_attacks if x != "clean"]:
     axes[0].plot(s["gamma"], 100 * s["avg"], marker="o", label=label)
     axes[1].plot(s["gamma"], 100 * s["worst"], marker="o", label=label)
     axes[2].plot(s["gamma"], s["nsd"], marker="o", label=label)
+band = pd.concat([experiments.summary(experiments.evaluate_student(c, progress=False), c) for c in band_cfgs],
+                 ignore_index=True)
+ferd.book.tables.save_results(band, "ch05_seed_band", profile)
+for attack, colour in zip([x for x in sweep_attacks if x != "clean"], plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+    b = band[band["attack"] == attack]
+    for ax, col, scale in zip(axes, ("avg", "worst", "nsd"), (100, 100, 1)):
+        mean, sd = scale * b[col].mean(), scale * b[col].std(ddof=1)
+        ax.axhspan(mean - sd, mean + sd, color=colour, alpha=0.15, lw=0)
+glue("ch05_band_seeds", f"{len(band_seeds)}", display=False)
 for ax, name in zip(axes, ("Avg accuracy (%)", "Worst-class accuracy (%)", "NSD (lower is fairer)")):
-    ax.axvspan(0.1, 0.5, color="grey", alpha=0.12, lw=0)
+    ax.axvspan(0.1, 0.5, color="grey", alpha=0.12, lw=0)  # the range of gamma the paper recommends
     ax.set_xlabel("gamma")
     ax.set_ylabel(name)
     ax.legend(fontsize="small")
@@ -241,11 +287,25 @@ axes[1].set_title("worst class")
 axes[2].set_title("unevenness")
 fig.tight_layout()
 ferd.book.plots.save_figure(fig, "ch05_gamma_sweep", folder=FIG_DIR)
-ferd.book.plots.show(fig)
+glue("ch05_gamma_sweep_fig", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# The shaded band is the range the paper recommends. The numbers, each cell "ours (paper)"; the paper reports
-# the sweep only qualitatively, so its values are n/r.
+# ```{glue:figure} ch05_gamma_sweep_fig
+# :name: fig-ch05-gamma-sweep
+#
+# The $\gamma$ sweep: the average accuracy (%), the worst-class accuracy (%) and the NSD of FERD's final student
+# against $\gamma$, one line per attack (one seed per $\gamma$). The shaded horizontal band of each attack's colour
+# is the seed spread of FERD at the default $\gamma$ (mean $\pm$ one standard deviation over
+# {glue:text}`ch05_band_seeds` seeds); the grey vertical band is the range of $\gamma$ the paper recommends.
+# ```
+
+# %% [markdown]
+# The grey vertical band is the range of $\gamma$ the paper recommends. Each coloured horizontal band is the seed
+# spread of FERD at the default $\gamma$ over {glue:text}`ch05_band_seeds` seeds (mean $\pm$ one standard
+# deviation, the runs of chapter 6) for the attack of the same colour: a point of the sweep (one seed) that lies
+# inside its band differs from the default by no more than the seeds do. The numbers, each cell "ours (paper)"; the
+# paper reports the sweep only qualitatively, so its values are n/r.
 
 # %%
 summ_tab = summ.assign(gamma=[f"{g:g}" for g in summ["gamma"]])

@@ -27,6 +27,15 @@
 # in our runs, and does that agree with the paper's reading?**
 
 # %% [markdown]
+# ```{admonition} Open this chapter as a notebook
+# :class: tip
+# This page is `notebooks/07_ablations.py` executed. To run it yourself, open it in Jupyter as a notebook
+# (`jupytext --to ipynb notebooks/07_ablations.py`), or re-run it with other parameters (the cell tagged `parameters`
+# lists them): `ferd book --only 07`, or
+# `jupytext --to ipynb notebooks/07_ablations.py -o - | papermill - out.ipynb -p profile smoke` ({doc}`../reproduce`).
+# ```
+
+# %% [markdown]
 # The parameters: the student, the ablation presets (the paper's rows) and extra presets shown for reference.
 
 # %% tags=["parameters"]
@@ -36,6 +45,8 @@ device = "cpu"  # "cpu", "cuda", "cuda:N" or "auto"
 student = "fmnist-resnet"  # the paper's ablation uses ResNet-18 on CIFAR-10
 presets = ["ferd", "ferd_no_reweight", "ferd_no_fae", "ferd_no_utae", "ferd_no_fae_utae"]  # the paper's rows
 extra_presets = ["dfrd_plain"]  # rows that are not in the paper's ablation (all three ingredients off)
+seeds = [0, 1, 2]  # seeds of every row, paired by seed (the intervals of the last section)
+attacks = ["clean", "pgd"]  # attacks of the ablation (AutoAttack is run for the headline pair only, chapter 6)
 
 # %% [markdown]
 # The next cell builds one validated configuration per preset; an unknown preset or student fails here.
@@ -47,6 +58,8 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's noteb
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch
+from IPython.display import display
 from myst_nb import glue
 
 import ferd.book.plots
@@ -64,7 +77,12 @@ FIG_DIR = ferd.book.runner.output_dir("figures", profile)
 if "ferd" not in presets:
     raise ConfigError("presets", presets, "a list that contains 'ferd' (the deltas are taken to full FERD)")
 all_presets = list(dict.fromkeys(list(presets) + list(extra_presets)))
-cfgs = {p: make_config(profile, p, overrides=dict(student=student, seed=seed, device=device)) for p in all_presets}
+if profile == "smoke":
+    seeds = list(seeds)[:2]
+if seed not in seeds:
+    raise ConfigError("seed", seed, f"one of {seeds}")
+cfgs = {p: make_config(profile, p, overrides={"student": student, "seed": seed, "device": device,
+                                              "attack.attacks": attacks}) for p in all_presets}
 base = cfgs["ferd"]
 ROBUST = "aa" if "aa" in base.attack.attacks else "pgd"  # the strongest attack this profile evaluates
 ATTACKS = [a for a in ("clean", "pgd", "aa") if a in base.attack.attacks]
@@ -143,7 +161,7 @@ paper_table
 # %% [markdown]
 # ## Deltas to full FERD
 #
-# The figure shows, for every row, how far each number moves when an ingredient is removed: the value of the row
+# {numref}`fig-ch07-ablation-deltas` shows, for every row, how far each number moves when an ingredient is removed: the value of the row
 # minus the value of full FERD, in percentage points. Bars below zero mean the ingredient helped.
 
 # %%
@@ -175,7 +193,19 @@ ferd.book.plots.grouped_bars(axes[1], delta_paper, "change vs full FERD (points)
 axes[1].set_title("Paper (CIFAR-10, RN-18)")
 axes[1].legend(fontsize=7, ncol=2)
 fig.tight_layout()
-ferd.book.plots.save_figure(fig, "ch07_ablation_deltas", folder=FIG_DIR);
+ferd.book.plots.save_figure(fig, "ch07_ablation_deltas", folder=FIG_DIR)
+glue("ch07_ablation_deltas_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch07_ablation_deltas_fig
+# :name: fig-ch07-ablation-deltas
+#
+# Each ablation minus full FERD, in percentage points, one group per ablation and one bar per metric (Avg and
+# Worst under each attack); below zero, the removed ingredient helped. Left: our runs (student
+# {glue:text}`ch07_student`, {glue:text}`ch07_eval_set`). Right: the paper's ablation on CIFAR-10 with a
+# ResNet-18 student, for the rows and metrics it reports.
+# ```
 
 # %%
 SINGLE = {"ferd_no_reweight": "the class reweighting", "ferd_no_fae": "the fairness-aware examples",
@@ -225,7 +255,66 @@ print(ours_text, paper_text, agree, tradeoff, sep="\n")
 # The paper also reads its table as saying that FAEs and UTAEs complement each other: removing both should hurt
 # more than removing either. The extra row, plain DFRD, removes the reweighting as well and shows what all three
 # ingredients add together. With a single seed, differences of a point or two between rows may well be seed
-# noise; chapter 8 measures that spread for FERD and plain DFRD.
+# noise: the next section repeats every row over seeds.
+#
+# ## Over seeds: what each ingredient adds
+#
+# Every row is trained with the seeds {glue:text}`ch07_seeds`; seed $s$ gives every row the same teacher, initial
+# student and attack starts, so each ablation is compared with full FERD *paired by seed*: the mean of the
+# per-seed difference FERD $-$ row and its 95 % Student-t interval (`ferd.book.verdicts`). A positive difference
+# means the removed ingredient helped. The verdict on "the ingredient raises the metric" is supported when the
+# interval lies above zero, not supported when it lies below, and inconclusive when it contains zero.
+
+# %%
+from ferd.book.claims import Claim, comparison_claim, save_claims
+from ferd.book.verdicts import compare_paired
+
+seed_cfgs = {(p, s): make_config(profile, p, overrides={"student": student, "seed": s, "device": device,
+                                                        "attack.attacks": attacks})
+             for p in all_presets for s in seeds}
+experiments.prefetch(seed_cfgs.values(), progress=False)
+seed_summary = pd.concat([experiments.summary(experiments.evaluate_student(c, progress=False), c)
+                          for c in seed_cfgs.values()], ignore_index=True)
+seed_summary = seed_summary[seed_summary["attack"].isin(ATTACKS)].reset_index(drop=True)
+ferd.book.tables.save_results(seed_summary, "ch07_ablations_seeds", profile)
+glue("ch07_seeds", ", ".join(map(str, seeds)), display=False)
+v = seed_summary.set_index(["preset", "attack", "seed"])
+n_per_class = int(torch.bincount(experiments.eval_split(base, ROBUST).labels).min())
+resolution = f"{100 / n_per_class:.2g} points ({n_per_class} images per class)"
+rows, claims = [], []
+for p in [q for q in all_presets if q != "ferd"]:
+    for a in ATTACKS:
+        for m in ("avg", "worst"):
+            full = [100 * v.loc[("ferd", a, s), m] for s in seeds]
+            removed = [100 * v.loc[(p, a, s), m] for s in seeds]
+            c = compare_paired(full, removed)
+            rows.append({"row": labels.get(p, p), "attack": ATTACK_LABELS[a], "metric": m.capitalize(),
+                         "FERD": c.mean_a, "row mean": c.mean_b, "FERD − row": c.diff,
+                         "95 % interval": f"[{c.low:+.2f}, {c.high:+.2f}]", "verdict": c.verdict})
+            if p in SINGLE and a == ROBUST and m == "worst":
+                paper_key = f"abl.c10.rn18.{p}.aa.worst"
+                claim = comparison_claim(f"Removing {SINGLE[p]} lowers the weakest class under "
+                                         f"{ATTACK_LABELS[a]} (FERD − ablation, {student})", "07_ablations", c,
+                                         resolution=resolution)
+                d = paper_delta(p, "aa", "worst") if p in paper_presets else float("nan")
+                if d == d:
+                    claim = Claim(**{**claim.__dict__, "paper": f"{-d:+.2f} points (CIFAR-10, RN-18, \"AA\" column)",
+                                     "paper_key": paper_key})
+                claims.append(claim)
+seed_table = pd.DataFrame(rows)
+ferd.book.tables.save_results(seed_table, "ch07_verdicts", profile)
+save_claims(claims, "07_ablations", profile)
+display(seed_table.style.hide(axis="index").format({"FERD": "{:.2f}", "row mean": "{:.2f}", "FERD − row": "{:+.2f}"})
+        .set_caption("Full FERD against each ablation over paired seeds, accuracies in percent. "
+                     + ferd.book.tables.provenance_caption(profile, base.dataset, seeds,
+                                                           list(seed_summary["config_hash"].unique()),
+                                                           paper_dataset=None)))
+worst_rows = seed_table[(seed_table["metric"] == "Worst") & (seed_table["attack"] == ATTACK_LABELS[ROBUST])]
+glue("ch07_seed_reading", "; ".join(f"{r['row']}: FERD − row {r['FERD − row']:+.2f} points {r['95 % interval']}, "
+                                    f"{r['verdict']}" for _, r in worst_rows.iterrows()), display=False)
+
+# %% [markdown]
+# Over the seeds, for the weakest class under {glue:text}`ch07_robust`: {glue:text}`ch07_seed_reading`.
 #
 # ## Exercises
 #

@@ -25,6 +25,15 @@
 # shows the results of any paper-profile run that already sits in the artifact store.
 
 # %% [markdown]
+# ```{admonition} Open this chapter as a notebook
+# :class: tip
+# This page is `notebooks/09_paper_profile.py` executed. To run it yourself, open it in Jupyter as a notebook
+# (`jupytext --to ipynb notebooks/09_paper_profile.py`), or re-run it with other parameters (the cell tagged `parameters`
+# lists them): `ferd book --only 09`, or
+# `jupytext --to ipynb notebooks/09_paper_profile.py -o - | papermill - out.ipynb -p profile smoke` ({doc}`../reproduce`).
+# ```
+
+# %% [markdown]
 # The parameters: `profile` only decides where this chapter writes its figure and table; the chapter itself
 # always inspects the `paper` profile.
 
@@ -172,7 +181,13 @@ glue("ch09_config_verdict",
      "every one of them matches the specification." if not mismatches else
      "these do not match the specification and need a look in `ferd.config`: "
      + ", ".join(f"{f} ({d})" for f, d in mismatches) + ".", display=False)
-config_table.set_index("field")
+shown_config = pd.DataFrame({"field": config_table["field"],  # one column per dataset: ours, and the spec if not equal
+                             **{ds: [r[f"{ds}: ours"] + ("" if r[f"{ds}: match"] == "yes" else f" (spec {r[f'{ds}: spec 5.10']})")
+                                     for r in rows] for ds in paper_cfgs},
+                             "cpu profile (this book)": config_table["cpu profile (this book)"]})
+shown_config.style.hide(axis="index").set_caption(
+    "The paper profile's values per dataset; where one differs from the specification, the specification's value "
+    "follows in brackets (results/ch09_paper_config.csv has every column).")
 
 # %% [markdown]
 # Of the {glue:text}`ch09_n_fields` fields compared, the verdict is: {glue:text}`ch09_config_verdict`
@@ -337,10 +352,20 @@ axes[1].set_yscale("log")
 axes[1].set_title("Work per run")
 axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
 fig.tight_layout()
-ferd.book.plots.save_figure(fig, "ch09_paper_cost", folder=FIG_DIR);
+ferd.book.plots.save_figure(fig, "ch09_paper_cost", folder=FIG_DIR)
+glue("ch09_paper_cost_fig", fig, display=False)
+plt.close(fig)
 
 # %% [markdown]
-# The pool reaches about {glue:text}`ch09_pool_cifar10` for CIFAR-10 and {glue:text}`ch09_pool_tiny_imagenet` for
+# ```{glue:figure} ch09_paper_cost_fig
+# :name: fig-ch09-paper-cost
+#
+# The cost of one paper-profile run per dataset, computed from the resolved configurations. Left: the size of the
+# synthetic pool at the end of a run {eq}`ch09-pool`, stored as float32 or as uint8 (GB). Right: the work per
+# run, in millions of image passes of each kind (log scale).
+# ```
+#
+# {numref}`fig-ch09-paper-cost` plots the cost table. The pool reaches about {glue:text}`ch09_pool_cifar10` for CIFAR-10 and {glue:text}`ch09_pool_tiny_imagenet` for
 # Tiny-ImageNet in float32; with `pool_on_device` (on in the paper profile) that is GPU memory. `--set
 # pool_dtype=uint8` stores a quarter of it, at the price of quantised inputs.
 # A CIFAR-10 run takes {glue:text}`ch09_student_steps_cifar10` student steps; the released code ran on one A800
@@ -351,26 +376,35 @@ ferd.book.plots.save_figure(fig, "ch09_paper_cost", folder=FIG_DIR);
 
 # %%
 bench_dir = ferd.book.runner.ROOT / "benchmarks" / "results"
-bench_frames, bench_problems = [], []
+step_rows, book_rows, bench_problems = [], [], []
 for path in sorted(bench_dir.glob("*.json")) if bench_dir.is_dir() else []:
     try:
         data = json.loads(path.read_text())
-        records = data if isinstance(data, list) else [data]
-        frame = pd.json_normalize([r for r in records if isinstance(r, dict)])
-        frame.insert(0, "file", path.name)
-        bench_frames.append(frame)
     except (OSError, ValueError) as err:
         bench_problems.append(f"{path.name}: {type(err).__name__}: {err}")
-bench = pd.concat(bench_frames, ignore_index=True) if bench_frames else pd.DataFrame()
-glue("ch09_bench", f"{len(bench_frames)} benchmark file(s) with {len(bench)} record(s)" if bench_frames
+        continue
+    if isinstance(data, dict) and "meta" in data:  # benchmarks/bench_steps.py: one estimate per student
+        m = data["meta"]
+        for st, est in (data.get("estimates") or {}).items():
+            step_rows.append({"file": path.name, "date": str(m.get("date", ""))[:10], "teacher": m.get("teacher"),
+                              "student": st, "batch": m.get("batch_size"), "bf16": m.get("amp") == "bf16",
+                              "threads": m.get("threads"), "generation epoch (s)": est.get("generation_epoch_s"),
+                              "full epoch (s)": est.get("full_epoch_s"), "run (h)": est.get("run_h")})
+    elif isinstance(data, dict) and "chapters" in data:  # benchmarks/bench_book.py: one time per chapter
+        book_rows += [{"file": path.name, "chapter": c.get("chapter"), "seconds": c.get("wall_s"),
+                       "error": c.get("error") or ""} for c in data["chapters"]]
+glue("ch09_bench", f"{len(step_rows)} step estimate(s) and {len(book_rows)} chapter time(s)" if step_rows or book_rows
      else "no benchmark results (benchmarks/results/*.json) in this checkout", display=False)
 for problem in bench_problems:
     print("could not read", problem)
-if bench.empty:
-    print("no benchmark results in", bench_dir)
-else:
-    with pd.option_context("display.max_columns", 40, "display.max_colwidth", 60):
-        display(bench.T if bench.shape[1] > 12 else bench)  # noqa: F821 (IPython builtin)
+if step_rows:
+    display(pd.DataFrame(step_rows).style.hide(axis="index").format(  # noqa: F821 (IPython builtin)
+        {"generation epoch (s)": "{:.1f}", "full epoch (s)": "{:.1f}", "run (h)": "{:.2f}"}, na_rep="—")
+        .set_caption("Step benchmarks (benchmarks/bench_steps.py): seconds per epoch and the estimated hours of one "
+                     "run, as recorded with the schedule of their date."))
+if book_rows:
+    display(pd.DataFrame(book_rows).style.hide(axis="index").format(  # noqa: F821 (IPython builtin)
+        {"seconds": "{:.0f}"}).set_caption("Chapter times of the last timed book run (benchmarks/bench_book.py)."))
 
 # %% [markdown]
 # Benchmark records found: {glue:text}`ch09_bench`.
@@ -433,8 +467,8 @@ if summaries:
         print(format_table(g).to_string())
 
 # %% [markdown]
-# Result: {glue:text}`ch09_paper_runs`. The figure below shows the clean accuracy of every paper-profile run that
-# has a training history (it stays empty until one exists).
+# Result: {glue:text}`ch09_paper_runs`. {numref}`fig-ch09-paper-runs` shows the clean accuracy of every
+# paper-profile run that has a training history (it stays empty until one exists).
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -456,7 +490,18 @@ ax.set_xlabel("epoch")
 ax.set_ylabel("tracked test accuracy (%)")
 ax.set_title("Paper-profile training curves")
 fig.tight_layout()
-ferd.book.plots.save_figure(fig, "ch09_paper_runs", folder=FIG_DIR);
+ferd.book.plots.save_figure(fig, "ch09_paper_runs", folder=FIG_DIR)
+glue("ch09_paper_runs_fig", fig, display=False)
+plt.close(fig)
+
+# %% [markdown]
+# ```{glue:figure} ch09_paper_runs_fig
+# :name: fig-ch09-paper-runs
+#
+# The tracked test accuracy (%) of each paper-profile run in this artifact store after each epoch, one line per run
+# and kind: clean (solid, with markers) and under PGD (dashed). Without such a run the axes hold only a note saying
+# so.
+# ```
 
 # %% [markdown]
 # ## Exercises

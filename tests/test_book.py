@@ -7,6 +7,7 @@ file exists, and no broken local link. Screenshots are kept in the test's tempor
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 import subprocess
 import urllib.parse
@@ -232,3 +233,70 @@ def test_chapter_pages_in_a_browser(smoke_book, tmp_path):
             if target is not None and a["href"].split("#")[0] and not target.exists():
                 problems.append(f"{source.stem}: broken link {a['href']}")
     assert not problems, "\n".join(problems)
+
+
+WIDTH_PROBE = """<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const main = document.querySelector('main article') || document.querySelector('main') || document.body;
+  const limit = main.getBoundingClientRect().right + 2;
+  const rows = [...main.querySelectorAll('table')].map((t, i) => {
+    const r = t.getBoundingClientRect();
+    const cap = (t.querySelector('caption') || {}).textContent || t.textContent.slice(0, 60);
+    return [i, Math.round(r.width), Math.round(r.right), Math.round(limit), cap.replace(/\\s+/g, ' ').slice(0, 80)];
+  });
+  const pre = document.createElement('pre'); pre.id = 'ferd-widths';
+  pre.textContent = JSON.stringify(rows); document.body.appendChild(pre);
+}, 500));
+</script>"""
+
+
+def _table_widths(page: Path, tmp: Path) -> list[list]:
+    """[index, width, right edge, page's right edge, caption] of every table of `page` as Chromium lays it out
+    at 1280 px: a copy of the page with a measuring script, rendered from the same folder (relative links)."""
+    from bs4 import BeautifulSoup
+
+    probe = page.with_name(f".probe-{page.name}")
+    probe.write_text(page.read_text().replace("</body>", WIDTH_PROBE + "</body>"))
+    try:
+        dom = _render(probe, tmp / f"{page.stem}-widths.png", tmp / "chromium-profile")
+    finally:
+        probe.unlink()
+    found = BeautifulSoup(dom, "html.parser").find(id="ferd-widths")
+    assert found is not None, f"the width probe did not run on {page.name}"
+    return json.loads(found.text)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
+def test_landing_page_and_no_table_wider_than_its_page(smoke_book, tmp_path):
+    """The landing page renders the findings table, and no table of any page runs past the page's text column
+    (a reader would need a horizontal scroll to see its last columns)."""
+    from bs4 import BeautifulSoup
+
+    html = smoke_book.parent
+    intro = html / "book" / "intro.html"
+    soup = BeautifulSoup(_render(intro, tmp_path / "intro.png", tmp_path / "chromium-profile"), "html.parser")
+    text = soup.get_text(" ")
+    assert "Findings" in text and ("verdict" in text or "No chapter has recorded a claim" in text)
+    too_wide = []
+    for page in [intro, *(html / "book" / "executed" / f"{s.stem}.html" for s in chapters(ROOT))]:
+        for i, width, right, limit, caption in _table_widths(page, tmp_path):
+            if right > limit:
+                too_wide.append(f"{page.stem} table {i} ({width} px, ends at {right} > {limit}): {caption}")
+    assert not too_wide, "tables wider than the page:\n" + "\n".join(too_wide)
+
+
+def test_no_table_shows_a_bare_index(smoke_book):
+    """A row label of 0, 1, 2, ... says nothing to a reader: every table has a named index or none."""
+    from bs4 import BeautifulSoup
+
+    html = smoke_book.parent
+    bare = []
+    for page in [html / "book" / "intro.html", *(html / "book" / "executed" / f"{s.stem}.html" for s in chapters(ROOT))]:
+        main = BeautifulSoup(page.read_text(), "html.parser").find("main")
+        for i, table in enumerate(main.find_all("table") if main else []):
+            body = table.find("tbody") or table
+            heads = [row.find("th") for row in body.find_all("tr")]
+            labels = [h.get_text(strip=True) for h in heads if h is not None]
+            if len(labels) >= 2 and labels == [str(k) for k in range(len(labels))]:
+                bare.append(f"{page.stem} table {i}: " + table.get_text(" ", strip=True)[:80])
+    assert not bare, "tables with a bare 0, 1, 2, ... index:\n" + "\n".join(bare)

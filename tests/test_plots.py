@@ -45,3 +45,11 @@ def test_seed_strip_draws_every_seed_and_a_mean_per_cell():
     means = [line for line in ax.lines if len(line.get_ydata()) and np.isclose(np.nanmean(line.get_ydata()), 20.0)]
     assert means, "the mean (20 %) of the three seeds is drawn"
     plots.plt.close(fig)
+
+
+def test_pipeline_diagram_names_every_part():
+    fig = plots.pipeline_diagram()
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    for word in ("generator", "FAE", "probe", "class weights", "UTAE", "student", "pool", "teacher"):
+        assert word in texts, word
+    assert len(fig.axes[0].patches) == len(plots.PIPELINE_ARROWS)

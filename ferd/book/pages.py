@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Sequence
 
-from ferd.book import tables
+from ferd.book import claims, tables
 from ferd.book.paths import ROOT
 
 STATUS_COLUMNS = ("chapter", "seconds", "profile", "date")
@@ -106,8 +106,13 @@ def paper_numbers_markdown() -> str:
 
 
 def write_appendix(out: Path = ROOT, timings: dict[str, float] | None = None, profile: str = "cpu") -> None:
-    """Merge `timings` into `book/status.csv`, then write `book/status.md` and `book/paper_numbers.md`."""
+    """Merge `timings` into `book/status.csv`, then write `book/status.md`, `book/paper_numbers.md` and the
+    findings table (`results/claims.csv` from every chapter's claims, rendered as `book/claims.md`)."""
     rows = update_status(Path(out) / "book" / "status.csv", timings or {}, profile)
     (Path(out) / "book" / "status.md").write_text(status_markdown(rows))
     (Path(out) / "book" / "paper_numbers.md").write_text(paper_numbers_markdown())
+    found = claims.merged_claims(profile)
+    if not found.empty:
+        tables.save_results(found, claims.CLAIM_FILE, profile)
+    (Path(out) / "book" / "claims.md").write_text(claims.claims_markdown(found))
 

@@ -104,6 +104,7 @@ def execute_chapter(source: Path, target: Path, profile: str, device: str, root:
                         f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''} "
                         f"(partial notebook: {failed})") from err
     scrub_paths(tmp, root, {tmp.name: target.name})
+    fold_plumbing(tmp)
     os.replace(tmp, target)
     return time.perf_counter() - start
 
@@ -131,6 +132,24 @@ def scrub_paths(path: Path, root: Path, renames: dict[str, str] | None = None) -
     path.write_text(text, encoding="utf-8")
 
 
+def fold_plumbing(path: Path) -> None:
+    """Show a reader the prose, the outputs and one parameters cell: papermill's injected-parameters cell is
+    removed from the page, and every other code cell is folded (hide-input: one click shows it) unless it is the
+    parameters cell or tagged `show-input`."""
+    import json
+
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags:
+            tags.append("remove-cell")
+        elif not {"parameters", "show-input", "hide-input", "remove-input", "remove-cell"} & set(tags):
+            tags.append("hide-input")
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def _execute_or_error(*args: object) -> float | str:
     """`execute_chapter` for a worker process: the seconds, or the BookError's message."""
     try:
@@ -142,15 +161,15 @@ def _execute_or_error(*args: object) -> float | str:
 # ------------------------------------------------------------------------------------------------
 # The build
 # ------------------------------------------------------------------------------------------------
-def toc_chapters(toc_path: Path) -> list[str]:
-    """The `book/executed/...` entries of a `_toc.yml`, in order."""
+def toc_files(toc_path: Path) -> list[str]:
+    """Every `file:` entry of a Jupyter Book table of contents, in order."""
     import yaml
 
     found: list[str] = []
 
     def walk(node: object) -> None:
         if isinstance(node, dict):
-            if isinstance(node.get("file"), str) and node["file"].startswith("book/executed/"):
+            if isinstance(node.get("file"), str):
                 found.append(node["file"])
             for v in node.values():
                 walk(v)
@@ -160,6 +179,11 @@ def toc_chapters(toc_path: Path) -> list[str]:
 
     walk(yaml.safe_load(Path(toc_path).read_text()))
     return found
+
+
+def toc_chapters(toc_path: Path) -> list[str]:
+    """The `book/executed/...` entries of a `_toc.yml`, in order."""
+    return [f for f in toc_files(toc_path) if f.startswith("book/executed/")]
 
 
 def _prepare_out(root: Path, out: Path) -> None:

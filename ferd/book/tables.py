@@ -264,3 +264,30 @@ def save_results(df: pd.DataFrame, name: str, profile: str) -> Path:
     artifacts.write_atomic(path, df.to_csv(index=False).encode())
     path.with_name(path.name + ".sha256").unlink(missing_ok=True)
     return path
+
+
+def use_book_display() -> None:
+    """In a notebook kernel, show a table whose index is only 0, 1, 2, ... without that index (it tells a reader
+    nothing); other tables are shown as pandas shows them. Called by `ferd.book.plots.set_style`."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    from pandas.io.formats.style import Styler
+
+    def frame_html(df: pd.DataFrame) -> str:
+        if isinstance(df.index, pd.RangeIndex):
+            return df.style.hide(axis="index").format(precision=pd.get_option("display.precision")).to_html()
+        return df._repr_html_()
+
+    def styler_html(styler: Styler) -> str:
+        if isinstance(styler.data.index, pd.RangeIndex):
+            styler.hide(axis="index")
+        return styler.to_html()
+
+    html = shell.display_formatter.formatters["text/html"]
+    html.for_type(pd.DataFrame, frame_html)
+    html.for_type(Styler, styler_html)

@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -47,40 +46,16 @@ def write_atomic(path: Path, data: bytes) -> None:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{target.name}.", suffix=".tmp")
             tmps.append((tmp, target))
             with os.fdopen(fd, "wb") as fh:
-                if target == path and _fault("mid_write", path):
-                    fh.write(payload[: len(payload) // 2])
-                    fh.flush()
-                    os.kill(os.getpid(), signal.SIGKILL)
                 fh.write(payload)
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(*tmps[0])
-        if _fault("before_checksum", path):
-            os.kill(os.getpid(), signal.SIGKILL)
-        os.replace(*tmps[1])
+        os.replace(*tmps[1])  # the kill tests inject faults around these renames (tests/reliability/faults)
     except BaseException:
         for tmp, _ in tmps:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         raise
-
-
-_FAULT_WRITES: dict[str, int] = {}
-
-
-def _fault(stage: str, path: Path) -> bool:
-    """Test-only fault injection, off unless `FERD_FAULT=<stage>:<file name>:<n>` is set (tests/reliability).
-
-    True (the caller SIGKILLs its own process) at `stage` of the n-th write of that file name in this process:
-    "mid_write" = half of the data's temporary file written, "before_checksum" = data renamed, checksum not yet.
-    """
-    parts = os.environ.get("FERD_FAULT", "").rsplit(":", 2)
-    if len(parts) != 3 or parts[1] != path.name:
-        return False
-    want, name, n = parts
-    if stage == "mid_write":  # evaluated exactly once per write of the file
-        _FAULT_WRITES[name] = _FAULT_WRITES.get(name, 0) + 1
-    return stage == want and _FAULT_WRITES[name] == int(n)
 
 
 def _sum_path(path: Path) -> Path:

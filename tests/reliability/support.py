@@ -29,7 +29,8 @@ def tiny_config(**overrides):
 def env(**extra: str) -> dict[str, str]:
     """The environment of a `ferd` subprocess: the repository on the path, 2 threads, no fault unless asked."""
     e = {k: v for k, v in os.environ.items() if k not in ("FERD_FAULT", "FERD_ARTIFACTS")}
-    e.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="2", PYTHONPATH=str(REPO), **extra)
+    path = [str(REPO)] + ([str(Path(__file__).with_name("faults"))] if extra.get("FERD_FAULT") else [])
+    e.update(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS="2", PYTHONPATH=os.pathsep.join(path), **extra)
     return e
 
 

@@ -1,6 +1,6 @@
 """SIGKILL a `ferd distill` subprocess at several points, rerun it, and get exactly the uninterrupted result.
 
-Kill points (FERD_FAULT is the test-only hook in `ferd.toolkit.artifacts.write_atomic`, see FAULTS.md):
+Kill points (FERD_FAULT: the test-only hook of tests/reliability/faults, see FAULTS.md):
   1. half-way through writing the epoch-2 checkpoint's temporary file            (mid_write:checkpoint.pt:2)
   2. after renaming a new checkpoint, before its checksum file is renamed         (before_checksum:checkpoint.pt:1)
   3. from outside, at whatever point the run has reached right after a checkpoint (os.kill SIGKILL)
