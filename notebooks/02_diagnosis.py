@@ -169,7 +169,8 @@ glue("ch02_bar_weight", f"{ferd.book.health.MAX_WEIGHT:g}", display=False)
 glue("ch02_bar_clean_ratio", f"{100 * ferd.book.health.MIN_CLEAN_RATIO:.0f}", display=False)
 glue("ch02_bar_pgd_ratio", f"{100 * ferd.book.health.MIN_PGD_RATIO:.0f}", display=False)
 glue("ch02_bar_class_clean", f"{100 * ferd.book.health.MIN_CLASS_CLEAN:.0f}", display=False)
-health = ferd.book.health.health_table(health_cfgs.values())
+health = ferd.book.health.record_health([*health_cfgs.values(), *cfgs.values()], "02_diagnosis", profile)
+health = health[health["run"].isin({run_key(c) for c in health_cfgs.values()})].reset_index(drop=True)
 ferd.book.tables.save_results(health, "ch02_health", profile)
 health_view = pd.DataFrame({
     "method": [ferd.book.plots.preset_label(m) for m in health["preset"]],

@@ -277,6 +277,7 @@ sweep.round(4)
 # %%
 # every run of the chapter side by side (one core each): both presets and FERD at each tau; cached after
 experiments.prefetch([cfg, cfg_cmp, *tau_cfgs.values()], progress=False)
+ferd.book.health.record_health([cfg, cfg_cmp, *tau_cfgs.values()], "03_reweighting", profile)
 run = experiments.distill(cfg, progress=False)
 hist = run.history
 Dh = hist[[f"D_{c}" for c in range(C)]].to_numpy()

@@ -317,6 +317,7 @@ pd.DataFrame({"step": range(len(curve_with)), "L_uni with": np.round(curve_with,
 
 # %%
 experiments.prefetch([cfg, cfg_cmp], progress=False)  # both runs side by side (one core each); cached after
+ferd.book.health.record_health([cfg, cfg_cmp], "04_fae", profile)
 hists = {preset: experiments.distill(cfg, progress=False).history,
          compare_preset: experiments.distill(cfg_cmp, progress=False).history}
 h_fae = hists[preset]

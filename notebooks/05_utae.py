@@ -59,6 +59,7 @@ import scipy.stats
 import torch
 from myst_nb import glue
 
+import ferd.book.health
 import ferd.book.plots
 import ferd.book.runner
 import ferd.book.tables
@@ -124,6 +125,7 @@ print(f"UTAE: {d.utae_steps} steps of {a.alpha:g}, eps {a.eps:g}, attacked netwo
 # %%
 teacher = experiments.teacher(cfg, progress=False)
 experiments.prefetch([cfg, *sweep_cfgs.values(), *band_cfgs], progress=False)  # side by side, one core each
+ferd.book.health.record_health([cfg, *sweep_cfgs.values(), *band_cfgs], "05_utae", profile)
 net = experiments.distill(cfg, progress=False).student.eval()
 batch = stratified_subset(load_split(cfg.dataset, "test"), demo_per_class)
 classes = batch.classes

@@ -70,6 +70,7 @@ import pandas as pd
 from IPython.display import display
 from myst_nb import glue
 
+import ferd.book.health
 import ferd.book.plots
 import ferd.book.runner
 import ferd.book.tables
@@ -365,6 +366,7 @@ for r in verdicts.itertuples():
                                    paper_key=PAPER_GAIN.get((r.attack, r.metric), ""), resolution=r.resolution))
     verdict_words.append(f"{what} under {ATTACK_LABELS[r.attack]} on {r.student}: {r.verdict}")
 save_claims(claims, "06_main_table", profile)
+ferd.book.health.record_health([*cfgs.values(), *seed_cfgs.values()], "06_main_table", profile)
 glue("ch06_seed_verdicts", "; ".join(verdict_words), display=False)
 glue("ch06_seed_counts", f"{len(seeds)} seeds on {students[0]}" + (
     f" and {len(seeds_other)} on {', '.join(students[1:])}" if len(students) > 1 else ""), display=False)

@@ -62,6 +62,7 @@ import torch
 from IPython.display import display
 from myst_nb import glue
 
+import ferd.book.health
 import ferd.book.plots
 import ferd.book.runner
 import ferd.book.tables
@@ -304,6 +305,7 @@ for p in [q for q in all_presets if q != "ferd"]:
 seed_table = pd.DataFrame(rows)
 ferd.book.tables.save_results(seed_table, "ch07_verdicts", profile)
 save_claims(claims, "07_ablations", profile)
+ferd.book.health.record_health(seed_cfgs.values(), "07_ablations", profile)
 display(seed_table.style.hide(axis="index").format({"FERD": "{:.2f}", "row mean": "{:.2f}", "FERD − row": "{:+.2f}"})
         .set_caption("Full FERD against each ablation over paired seeds, accuracies in percent. "
                      + ferd.book.tables.provenance_caption(profile, base.dataset, seeds,

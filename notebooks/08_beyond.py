@@ -62,6 +62,7 @@ import pandas as pd
 import torch
 from myst_nb import glue
 
+import ferd.book.health
 import ferd.book.plots
 import ferd.book.runner
 import ferd.book.tables
@@ -441,6 +442,8 @@ glue("ch08_seed_verdict", (f"FERD is more robust on {', '.join(gains)}" if gains
      + f" ({ATTACK_LABELS[robust_c]}, 95 % intervals over {len(seeds)} paired seeds)", display=False)
 glue("ch08_n_seeds", str(len(seeds)), display=False)
 save_claims(claims, "08_beyond", profile)
+ferd.book.health.record_health([*cfg.values(), *released_cfg.values(), *seed_cfg.values()], "08_beyond",
+                               profile)
 per_class_verdicts.style.hide(axis="index").format({"plain DFRD": "{:.2f}", "FERD": "{:.2f}", "FERD − plain": "{:+.2f}"})
 
 # %% [markdown]

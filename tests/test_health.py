@@ -45,3 +45,20 @@ def test_run_health_of_a_smoke_run(smoke_store, smoke_teacher):
     assert 0 <= row["pgd"] <= row["clean"] <= 1 and 0 <= row["teacher_clean"] <= 1
     assert isinstance(row["failed"], str)  # a smoke run is not healthy: its failures are listed, not hidden
     assert "agreement" in row["failed"] or row["agree_pool"] >= 0.8
+
+
+def test_chapter_health_files_merge_into_one_row_per_run(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from ferd.book import health, tables
+
+    monkeypatch.setenv("FERD_OUTPUT", str(tmp_path))
+    row = {"preset": "ferd", "student": "fmnist-resnet", "seed": 0, "run": "abc", "failed": ""}
+    tables.save_results(pd.DataFrame([row]), "health_06_main_table", "cpu")
+    tables.save_results(pd.DataFrame([row, {**row, "run": "def", "preset": "dfhl", "failed": "pool agreement 5 % < 80 %"}]),
+                        "health_07_ablations", "cpu")
+    tables.save_results(pd.DataFrame([{**row, "run": "old"}]), "health_cpu", "cpu")  # not a chapter's file
+    merged = health.merged_health("cpu")
+    assert sorted(merged["run"]) == ["abc", "def"]
+    text = health.health_summary_markdown(merged)
+    assert "1 of 2 runs" in text and "| dfhl | fmnist-resnet | 0 | `def` | pool agreement" in text

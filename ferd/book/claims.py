@@ -78,7 +78,7 @@ def save_claims(rows: Iterable[Claim], chapter: str, profile: str) -> Path:
 def merged_claims(profile: str = "cpu") -> pd.DataFrame:
     """Every chapter's claims, in chapter order (empty when no chapter wrote any)."""
     folder = output_dir("results", profile)
-    frames = [pd.read_csv(p, keep_default_na=False) for p in sorted(folder.glob(f"{CLAIM_FILE}_*.csv"))]
+    frames = [pd.read_csv(p, keep_default_na=False) for p in sorted(folder.glob(f"{CLAIM_FILE}_[0-9][0-9]_*.csv"))]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[f.name for f in fields(Claim)])
 
 

@@ -87,3 +87,52 @@ def health_table(cfgs: Iterable[Config], store: artifacts.ArtifactStore | None =
                  progress: bool = False) -> pd.DataFrame:
     """`run_health` for each config, one row each, in the given order."""
     return pd.DataFrame([run_health(cfg, store, progress) for cfg in cfgs])
+
+
+HEALTH_FILE = "health"
+
+
+def record_health(cfgs: Iterable[Config], chapter: str, profile: str,
+                  store: artifacts.ArtifactStore | None = None) -> pd.DataFrame:
+    """The health of every distinct run a chapter used, saved as `results/health_<chapter>.csv`; the book runner
+    merges all chapters' files into `results/health.csv` (one row per run of the book, shown on the landing page).
+    Each run is checked with Clean and PGD on its own evaluation set (the tables are cached per attack)."""
+    import dataclasses
+
+    from ferd.book.tables import save_results
+    from ferd.method.methods import run_key
+
+    distinct: dict[str, Config] = {}
+    for cfg in cfgs:
+        checked = dataclasses.replace(cfg, attack=dataclasses.replace(cfg.attack, attacks=("clean", "pgd")))
+        distinct.setdefault(run_key(checked), checked)
+    table = health_table(distinct.values(), store)
+    save_results(table, f"{HEALTH_FILE}_{chapter}", profile)
+    return table
+
+
+def merged_health(profile: str) -> pd.DataFrame:
+    """Every chapter's health rows, one per run (the first chapter that used a run gives its row)."""
+    from ferd.book.paths import output_dir
+
+    folder = output_dir("results", profile)
+    frames = [pd.read_csv(p, keep_default_na=False) for p in sorted(folder.glob(f"{HEALTH_FILE}_[0-9][0-9]_*.csv"))]
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True).drop_duplicates("run").reset_index(drop=True)
+
+
+def health_summary_markdown(df: pd.DataFrame) -> str:
+    """One paragraph for the landing page: how many runs meet every precondition, and which do not."""
+    if df.empty:
+        return ""
+    failed = df[df["failed"].astype(str).str.len() > 0]
+    text = (f"\n**Health of the runs.** {len(df) - len(failed)} of {len(df)} runs of the book meet every precondition "
+            "of a faithful miniature (teacher-label agreement on the synthetic pool, a non-degenerate FAE mask, class "
+            "weights that do not collapse, a student near the teacher; `results/health.csv`).")
+    if len(failed):
+        text += (" These do not, and every result that uses them is to be read with that in mind:\n\n"
+                 "| method | student | seed | run | precondition missed |\n|---|---|---|---|---|\n"
+                 + "".join(f"| {r.preset} | {r.student} | {r.seed} | `{r.run}` | {r.failed} |\n"
+                           for r in failed.itertuples()))
+    return text + "\n"

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Sequence
 
-from ferd.book import claims, tables
+from ferd.book import claims, health, tables
 from ferd.book.paths import ROOT
 
 STATUS_COLUMNS = ("chapter", "seconds", "profile", "date")
@@ -114,5 +114,8 @@ def write_appendix(out: Path = ROOT, timings: dict[str, float] | None = None, pr
     found = claims.merged_claims(profile)
     if not found.empty:
         tables.save_results(found, claims.CLAIM_FILE, profile)
-    (Path(out) / "book" / "claims.md").write_text(claims.claims_markdown(found))
+    runs = health.merged_health(profile)
+    if not runs.empty:
+        tables.save_results(runs, health.HEALTH_FILE, profile)
+    (Path(out) / "book" / "claims.md").write_text(claims.claims_markdown(found) + health.health_summary_markdown(runs))
 

@@ -322,7 +322,8 @@ def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None 
         if len(sources) > 1:
             _say("\n" + markdown_table(["chapter", "seconds"], [(k, f"{v:.1f}") for k, v in timings.items()])
                  + f"\ntotal {sum(timings.values()):.1f} s")
-    write_appendix(out, timings, profile)
+    with environ(FERD_OUTPUT=scratch):  # the chapters' results (claims, health) are where they wrote them
+        write_appendix(out, timings, profile)
     if failures:
         raise BookError(f"{len(failures)} of {len(sources)} chapters failed:\n" + "\n".join(failures))
     if not build:
