@@ -22,9 +22,9 @@
 # robustness spread over the ten Fashion-MNIST classes?**
 #
 # This chapter loads the teacher (the `cpu` profile's ships with the package; otherwise it is trained into the
-# artifact store), shows its training curves, evaluates it class by class under five attacks, and checks it
-# against the preconditions a teacher must meet before distilling from it makes sense. The paper does not report
-# its teachers' per-class numbers (a reviewer asked for them); we do.
+# artifact store), shows its training curves, evaluates it class by class under every attack of the profile, and
+# checks it against the preconditions a teacher must meet before distilling from it makes sense. The paper does
+# not report its teachers' per-class numbers (a reviewer asked for them); we do.
 
 # %% [markdown]
 # ```{admonition} Open this chapter as a notebook
@@ -47,7 +47,7 @@ device = "cpu"  # "cpu", "cuda" or "auto"
 preset = "ferd"  # any preset: the teacher is shared by all of them
 student = "fmnist-resnet"  # student architecture (not used here beyond the configuration)
 expected_worst = "Shirt"  # the class the method specification (section 8) expects to be the weakest
-retrain_teacher = False  # True trains the teacher again into the artifact store instead of loading the shipped checkpoint (about an hour on 2 CPU cores at the cpu profile)
+retrain_teacher = False  # True trains the teacher again into the artifact store instead of loading the shipped checkpoint (about 40 minutes on 2 CPU cores at the cpu profile)
 
 # %% [markdown]
 # The next cell imports the library and builds the configuration; a bad parameter fails here with a
@@ -108,7 +108,8 @@ print(f"profile {cfg.profile}, dataset {cfg.dataset}, teacher {cfg.teacher.arch}
 #
 # where $p_\theta$ is the softmax of $f_\theta$; the inner maximum is found by the steps of {eq}`ch01-pgd-step`
 # with the KL term in place of the cross-entropy (KL-PGD). The table below lists the recipe of this profile (for
-# Fashion-MNIST the budget is $\epsilon = 0.1$, the usual one for this dataset).
+# Fashion-MNIST the `cpu` profile's budget is $\epsilon =$ {glue:text}`ch01_cpu_eps`, the usual one for this
+# dataset).
 
 # %%
 t, a = cfg.teacher, cfg.attack
@@ -260,7 +261,7 @@ print(f"cpu teacher {ct.arch}: {cpu_params:,} parameters; students: "
 # `ferd.method.teachers.train_teacher` returns the teacher and its training history, one row per epoch. The `cpu`
 # profile's teacher was trained once and ships with the package (the next section shows where it comes from),
 # so by default it is loaded, not trained; `retrain_teacher = True` trains it again into the artifact store,
-# which takes about an hour on 2 CPU cores. Any other teacher is trained once into the store, keyed by a hash
+# which takes far longer than loading it. Any other teacher is trained once into the store, keyed by a hash
 # of its recipe, and every later chapter loads the same weights.
 
 # %%
@@ -551,7 +552,7 @@ precond
 # {glue:text}`ch01_preconditions`
 #
 # Whatever the verdict, the unevenness is inherited: a student that imitates this teacher starts from the same
-# per-class profile, and the next chapter shows that plain data-free distillation makes it worse.
+# per-class profile, and the next chapter asks whether plain data-free distillation makes it worse.
 #
 # ## Exercises
 #

@@ -128,10 +128,10 @@ print(ferd.book.tables.provenance_caption(profile, base.dataset, seed, list(summ
 ours
 
 # %% [markdown]
-# Our ablation, student {glue:text}`ch07_student`, evaluated on {glue:text}`ch07_eval_set`; accuracies in
-# percent. The paper's ablation (CIFAR-10, WRN-34-10 teacher, ResNet-18 student) follows, printed from the
-# paper-numbers file. It is a different dataset and different networks, so its numbers are there to compare the
-# *pattern* of the rows, not the values.
+# Our ablation at one seed (`seed`), student {glue:text}`ch07_student`, evaluated on {glue:text}`ch07_eval_set`;
+# accuracies in percent. The paper's ablation (CIFAR-10, WRN-34-10 teacher, ResNet-18 student) follows, printed
+# from the paper-numbers file. It is a different dataset and different networks, so its numbers are there to
+# compare the *pattern* of the rows, not the values.
 
 # %%
 paper_rows = {}
@@ -163,7 +163,8 @@ paper_table
 # ## Deltas to full FERD
 #
 # {numref}`fig-ch07-ablation-deltas` shows, for every row, how far each number moves when an ingredient is removed: the value of the row
-# minus the value of full FERD, in percentage points. Bars below zero mean the ingredient helped.
+# minus the value of full FERD, in percentage points, at one seed. Bars below zero mean the ingredient helped in
+# this run; the section {ref}`ch07-over-seeds` says whether that holds over seeds.
 
 # %%
 s = summary.set_index(["preset", "attack"])
@@ -217,21 +218,21 @@ drops_paper = {p: -paper_delta(p, "aa", "worst") for p in single if p in paper_p
 changes = ", ".join(f"{-drops_ours[p] + 0.0:+.2f} points without {SINGLE[p]}" for p in single)
 if drops_ours and max(drops_ours.values()) > 0:
     top_ours = max(drops_ours, key=drops_ours.get)
-    ours_text = (f"removing {SINGLE[top_ours]} costs the weakest class the most (its {ATTACK_LABELS[ROBUST]} "
-                 f"accuracy changes by {changes})")
+    ours_text = (f"the weakest class's {ATTACK_LABELS[ROBUST]} accuracy falls most without {SINGLE[top_ours]} "
+                 f"(it changes by {changes})")
 elif drops_ours:
     top_ours = None
-    ours_text = (f"no single removal lowers the weakest class's {ATTACK_LABELS[ROBUST]} accuracy ({changes}), so in "
-                 "our runs none of the ingredients is needed for the worst class on its own")
+    ours_text = (f"no single removal lowers the weakest class's {ATTACK_LABELS[ROBUST]} accuracy in this run "
+                 f"({changes})")
 else:
     top_ours, ours_text = None, "no single-ingredient ablation was run"
 if drops_paper:
     top_paper = max(drops_paper, key=drops_paper.get)
     paper_text = (f"removing {SINGLE[top_paper]} costs the most ({drops_paper[top_paper]:.2f} points of \"AA\" "
                   "worst-class accuracy)")
-    agree = ("Our runs agree with the paper on which ingredient matters most for the weakest class."
+    agree = ("At this seed the largest fall comes from the same ingredient as in the paper."
              if top_ours is not None and top_ours == top_paper else
-             "Our runs do not single out the same ingredient as the paper.")
+             "At this seed the largest fall does not come from the same ingredient as in the paper.")
 else:
     top_paper, paper_text, agree = None, "the paper-numbers file has no matching rows", ""
 glue("ch07_ours_reading", ours_text, display=False)
@@ -250,14 +251,17 @@ glue("ch07_tradeoff", tradeoff, display=False)
 print(ours_text, paper_text, agree, tradeoff, sep="\n")
 
 # %% [markdown]
-# **Reading.** In our runs (worst class under {glue:text}`ch07_robust`), {glue:text}`ch07_ours_reading`. In the
-# paper, {glue:text}`ch07_paper_reading`. {glue:text}`ch07_agree` {glue:text}`ch07_tradeoff`
+# **Reading.** In our single-seed runs (worst class under {glue:text}`ch07_robust`),
+# {glue:text}`ch07_ours_reading`. In the paper, {glue:text}`ch07_paper_reading`. {glue:text}`ch07_agree`
+# {glue:text}`ch07_tradeoff`
 #
 # The paper also reads its table as saying that FAEs and UTAEs complement each other: removing both should hurt
 # more than removing either. The extra row, plain DFRD, removes the reweighting as well and shows what all three
-# ingredients add together. With a single seed, differences of a point or two between rows may well be seed
-# noise: the next section repeats every row over seeds.
+# ingredients add together. This reading comes from one seed, and the differences between rows may be seed
+# noise, so it is a description, not a verdict: the next section repeats every row over seeds and gives the
+# verdict.
 #
+# (ch07-over-seeds)=
 # ## Over seeds: what each ingredient adds
 #
 # Every row is trained with the seeds {glue:text}`ch07_seeds`; seed $s$ gives every row the same teacher, initial
@@ -327,6 +331,7 @@ glue("ch07_seed_reading", "; ".join(f"{r['row']}: FERD − row {r['FERD − row'
 #    rows?
 # 3. Re-run the chapter with `student = "fmnist-mobilenet"`. Does the ranking of the ingredients depend on the
 #    student?
-# 4. Sweep $\gamma$ in {eq}`ch07-utae` over $\{0, 0.1, 0.3, 0.5, 0.7, 0.9\}$ (the override `gamma`) with the other
-#    two ingredients on, and plot the worst-class robust accuracy against $\gamma$. The paper reports that small to
-#    medium values work best and that large ones weaken the attack too much; do our runs agree?
+# 4. Chapter 5 sweeps $\gamma$ in {eq}`ch07-utae` with one seed per value. Repeat its sweep with the seeds of this
+#    chapter (the override `gamma`, the other two ingredients on) and compare each $\gamma$ with the default,
+#    paired by seed, with `ferd.book.verdicts.compare_paired`. The paper reports that small to medium values work
+#    best and that large ones weaken the attack too much; do the intervals agree?

@@ -96,7 +96,7 @@ for ds, c in paper_cfgs.items():
 # every resolved field that the specification fixes beside the value the specification gives (method
 # specification, section 5.10). A mismatch would be a bug in `ferd.config`. The last column is the `cpu` profile
 # every other chapter of this book ran at: the same method on Fashion-MNIST with a schedule cut to fit a 2-core
-# CPU (fewer epochs and steps, a smaller generator, 5 attack steps in the student's training).
+# CPU (fewer epochs and steps, a smaller generator; the column gives its values).
 
 # %%
 # Values of the method specification, section 5.10 (and 2.1 for the attacks), per dataset; tuples are
@@ -514,5 +514,5 @@ plt.close(fig)
 # 3. The pool formula {eq}`ch09-pool` assumes float32. Rewrite it for `pool_dtype = "uint8"` and for a run that
 #    stores only the last $K$ epochs' batches. Which of the method's ingredients would break if the pool were
 #    capped?
-# 4. Write the shell script that runs the seven presets of the main table (chapter 6) for both CIFAR-10 students
-#    on a machine with four GPUs, one run per GPU at a time, all sharing one artifact store.
+# 4. Write the shell script that runs the presets of the main table (chapter 6's `methods`) for both CIFAR-10
+#    students on a machine with four GPUs, one run per GPU at a time, all sharing one artifact store.
