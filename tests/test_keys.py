@@ -147,3 +147,23 @@ def test_speed_switches_a_method_does_not_implement_are_refused():
     with pytest.raises(ConfigError, match="distill.pool_on_device"):
         methods.RSLAD.check_speed(make_config("smoke", "rslad", {"pool_on_device": True}))
     methods.Distiller.check_speed(make_config("smoke", "ferd", {"compile": True, "amp": "bf16"}))  # FERD has them
+
+
+def test_an_attacks_table_is_keyed_by_what_that_attack_reads(tmp_path):
+    """More AutoAttack images re-run AutoAttack only; more PGD steps re-run PGD only; eps re-runs everything."""
+    from ferd.book.experiments import eval_path
+    from ferd.toolkit.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path)
+    base = make_config("cpu", "ferd")
+
+    def paths(**over):
+        c = make_config("cpu", "ferd", over)
+        return {a: eval_path(c, "student-final", "run", a, store) for a in ("clean", "pgd", "aa")}
+
+    ref = paths()
+    more_aa, more_pgd, other_eps = paths(aa_per_class=100), paths(pgd_steps=50), paths(eps=0.05, alpha=0.0125)
+    assert more_aa["aa"] != ref["aa"] and more_aa["pgd"] == ref["pgd"] and more_aa["clean"] == ref["clean"]
+    assert more_pgd["pgd"] != ref["pgd"] and more_pgd["clean"] == ref["clean"] and more_pgd["aa"] == ref["aa"]
+    assert all(other_eps[a] != ref[a] for a in ref)
+    assert eval_key(base) == eval_key(make_config("cpu", "ferd"))
