@@ -147,3 +147,15 @@ def test_save_results_writes_under_ferd_output(tmp_path, monkeypatch):
     assert pd.read_csv(path).equals(df)
     assert not path.with_name(path.name + ".sha256").exists()
     assert save_results(df, "chXX_test", "paper") == tmp_path / "results" / "paper" / "chXX_test.csv"
+
+
+def test_precision_follows_the_number_of_images():
+    import pandas as pd
+
+    assert [tables.resolution_digits(n) for n in (50, 100, 1000, 10000, None)] == [0, 0, 1, 2, 2]
+    rows = pd.DataFrame({"preset": ["ferd", "ferd"], "attack": ["pgd", "aa"], "avg": [0.54071, 0.4215],
+                         "worst": [0.049, 0.04], "nsd": [0.4234, 0.5], "n_per_class": [1000, 50],
+                         "n_total": [10000, 500]})
+    t = tables.side_by_side(rows, None, rows="preset", cols="attack", metrics=("avg", "worst"), cell="{ours}")
+    assert t.loc["ferd", ("PGD", "Avg")] == "54.07" and t.loc["ferd", ("PGD", "Worst")] == "4.9"
+    assert t.loc["ferd", ("AA", "Avg")] == "42.1" and t.loc["ferd", ("AA", "Worst")] == "4"

@@ -130,11 +130,16 @@ def _label(df: pd.DataFrame, cfg: Config, which: str) -> pd.DataFrame:
 
 
 def summary(per_class: pd.DataFrame, cfg: Config) -> pd.DataFrame:
-    """Avg / Worst / Worst-10% / NSD per (preset, model, checkpoint, seed, attack)."""
+    """Avg / Worst / Worst-10% / NSD per (preset, model, checkpoint, seed, attack), with the evaluation's size:
+    `n_per_class` (the fewest images of a class: a Worst moves in steps of 100 / n_per_class points) and `n_total`
+    (Avg moves in steps of 100 / n_total); `ferd.book.tables` prints each number to that precision."""
     keys = [k for k in ("preset", "model", "checkpoint", "seed", "config_hash") if k in per_class]
     out = []
     for vals, g in per_class.groupby(keys, sort=False):
         s = summarize(g, nsd_std=cfg.attack.nsd_std)
+        sizes = g.groupby("attack", sort=False)["count"].agg(["min", "sum"])
+        s["n_per_class"] = s["attack"].map(sizes["min"]).astype(int)
+        s["n_total"] = s["attack"].map(sizes["sum"]).astype(int)
         for k, v in zip(keys, vals if isinstance(vals, tuple) else (vals,)):
             s.insert(0, k, v) if k not in s else None
         out.append(s)

@@ -106,14 +106,22 @@ def _missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def fmt_pct(x: float | None) -> str:
+def fmt_pct(x: float | None, digits: int = 2) -> str:
     """Our accuracy, a fraction in [-1, 1] (a difference may be negative), as a percentage: 0.40123 -> "40.12"."""
     if _missing(x):
         return MISSING
     if abs(float(x)) > 1 + 1e-9:
         raise ConfigError("fmt_pct(x)", x, "a fraction in [-1, 1] (our accuracies are fractions; "
                           "paper values are percentages: use fmt_paper)")
-    return f"{100 * float(x):.2f}"
+    return f"{100 * float(x):.{digits}f}"
+
+
+def resolution_digits(images: float | None) -> int:
+    """Decimals a percentage measured on `images` images deserves: its step is 100 / images points, so 1,000 images
+    (step 0.1) give 1 decimal, 50 (step 2) give none; unknown: 2."""
+    if _missing(images) or not images:
+        return 2
+    return max(0, math.ceil(-math.log10(100.0 / float(images)) - 1e-9))
 
 
 def fmt_nsd(x: float | None) -> str:
@@ -170,8 +178,13 @@ def _paper_key(paper_keys: PaperKeys | None, fields: dict[str, Any]) -> str | No
     return key
 
 
-def _ours(values: pd.Series, metric: str) -> str:
-    fmt = fmt_nsd if metric == "nsd" else fmt_pct
+def _ours(values: pd.Series, metric: str, images: float | None = None) -> str:
+    """One cell of ours; an accuracy gets the precision its number of images allows (`resolution_digits`)."""
+    digits = resolution_digits(images)
+
+    def fmt(x: float) -> str:
+        return fmt_nsd(x) if metric == "nsd" else fmt_pct(x, digits)
+
     values = values.dropna()
     if values.empty:
         return MISSING
@@ -189,7 +202,8 @@ def side_by_side(ours_summary: pd.DataFrame, paper_keys_map: PaperKeys | None = 
     Args:
         ours_summary: long frame with the `rows` (and `cols`) columns and the `metrics` columns, as
             `ferd.book.experiments.summary` returns it (accuracies as fractions). Several rows for one cell
-            (seeds) print as "mean ± sd".
+            (seeds) print as "mean ± sd". With its `n_per_class` / `n_total` columns, each accuracy is printed
+            to the precision its number of images allows (Worst on 1,000 images per class: one decimal).
         paper_keys_map: which paper record belongs to a cell, given the cell's fields (the `rows` and `cols`
             values, then `metric`): a template such as "t1.c10.rn18.ferd.{attack}.{metric}" (keys not in
             the file print n/r), a mapping from the tuple of those values to a key or None, or a callable
@@ -223,7 +237,9 @@ def side_by_side(ours_summary: pd.DataFrame, paper_keys_map: PaperKeys | None = 
                 fields = dict(zip(rows, row)) | ({cols: col} if cols else {}) | {"metric": metric}
                 key = _paper_key(paper_keys_map, fields)
                 paper = fmt_paper(paper_value(key) if key else None, "nsd" if metric == "nsd" else "pct")
-                out.append(cell.format(ours=_ours(ours_summary.loc[mask, metric], metric), paper=paper))
+                size = {"avg": "n_total"}.get(metric, "n_per_class")  # Avg pools the classes, Worst is one class
+                images = ours_summary.loc[mask, size].min() if size in ours_summary else None
+                out.append(cell.format(ours=_ours(ours_summary.loc[mask, metric], metric, images), paper=paper))
             name = METRIC_LABELS[metric]
             table[(labels.get(col, col), name) if cols else name] = out
     index = [labels.get(r[0], r[0]) if len(rows) == 1 else tuple(labels.get(v, v) for v in r) for r in row_values]
