@@ -1,6 +1,8 @@
 """The runs the `cpu` book needs, as a queue for benchmarks/queue/worker.sh, most valuable first: the headline pair
 (FERD, plain DFRD) over seeds, the second student, the ablations over seeds, the baselines, the released code,
-the gamma and tau sweeps, then the AutoAttack evaluations (100 images per class at seed 0, 50 at the others).
+the gamma and tau sweeps, then the AutoAttack evaluations (100 images per class at seed 0, 50 at the others),
+and last the two chapters that compute more than these runs: chapter 3 trains FERD with a rule written in the
+notebook, chapter 8 attacks the headline runs at five budgets (the worker executes them without building the book).
 
 Each line trains (or loads) a run and evaluates it with the `ferd` CLI, exactly as the chapters' configurations
 do (the same presets, students, seeds and overrides; evaluations are cached per attack), so `ferd book` later
@@ -36,4 +38,6 @@ for st, seeds in ((R, range(5)), (M, range(3))):
         for p in ("ferd", "dfrd_plain"):
             n = 100 if s == 0 else 50
             job(f"aa{n}_{p}_{st}_s{s}", p, st, s, f"--set attack.attacks=aa --set attack.aa_per_class={n}")
+for chapter in ("03", "08"):
+    jobs.append(f"ch{chapter}_book book --profile cpu --only {chapter}")
 print("\n".join(jobs))

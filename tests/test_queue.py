@@ -1,0 +1,99 @@
+"""The run queue (benchmarks/queue) trains what the chapters read: every line is a valid `ferd` command, and the
+runs of the chapters' default parameters are all among the queue's runs, so `ferd book` finds them in the store."""
+from __future__ import annotations
+
+import ast
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ferd.cli import _config, build_parser
+from ferd.config import make_config
+from ferd.method.methods import run_key
+
+ROOT = Path(__file__).resolve().parents[1]
+QUEUE = ROOT / "benchmarks" / "queue"
+
+
+def queue_lines() -> list[tuple[str, list[str]]]:
+    out = subprocess.run([sys.executable, str(QUEUE / "make_jobs.py")], capture_output=True, text=True, check=True)
+    return [(line.split()[0], line.split()[1:]) for line in out.stdout.splitlines() if line.strip()]
+
+
+def parameters(chapter: str) -> dict:
+    """The literal assignments of a chapter's papermill `parameters` cell."""
+    text = next(ROOT.joinpath("notebooks").glob(f"{chapter}_*.py")).read_text()
+    cell = text.split('# %% tags=["parameters"]', 1)[1].split("# %%", 1)[0]
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell).body
+            if isinstance(node, ast.Assign)}
+
+
+@pytest.fixture(scope="module")
+def queue_keys() -> set[str]:
+    keys = set()
+    for _, args in queue_lines():
+        if args[0] == "evaluate" and "--teacher" not in args:
+            keys.add(run_key(_config(build_parser().parse_args(args))))
+    return keys
+
+
+def test_every_line_parses_as_the_worker_runs_it():
+    lines = queue_lines()
+    names = [name for name, _ in lines]
+    assert len(names) == len(set(names)), "job names must be unique (each names its log file)"
+    for name, args in lines:
+        extra = ["--no-build", "--out", "/tmp/x"] if args[0] == "book" else ["--quiet"]
+        parsed = build_parser().parse_args(args + extra)
+        if args[0] == "evaluate":
+            cfg = _config(parsed)
+            assert cfg.profile == "cpu", name
+    assert lines[-1][1][0] == "book", "chapters that compute beyond the queue's runs come last"
+
+
+def test_chapters_default_runs_are_all_queued(queue_keys):
+    def key(preset: str, student: str, seed: int, **over) -> str:
+        return run_key(make_config("cpu", preset, overrides=dict(student=student, seed=seed, **over)))
+
+    needed = {}
+    p6 = parameters("06")
+    first, *others = p6["students"]
+    for st in p6["students"]:
+        needed.update({f"ch06 {m} {st}": key(m, st, p6["seed"]) for m in p6["methods"]})
+    for s in p6["seeds"]:
+        needed.update({f"ch06 {m} s{s}": key(m, first, s) for m in ("ferd", "dfrd_plain")})
+    for st in others:
+        for s in p6["seeds_other"]:
+            needed.update({f"ch06 {m} {st} s{s}": key(m, st, s) for m in ("ferd", "dfrd_plain")})
+    p7 = parameters("07")
+    for s in p7["seeds"]:
+        needed.update({f"ch07 {m} s{s}": key(m, p7["student"], s) for m in p7["presets"] + p7["extra_presets"]})
+    p5 = parameters("05")
+    needed.update({f"ch05 gamma {g}": key(p5["preset"], p5["student"], p5["seed"], gamma=g)
+                   for g in p5["gamma_grid"]})
+    p3 = parameters("03")
+    needed.update({f"ch03 tau {t}": key(p3["preset"], p3["student"], p3["seed"], class_weight_tau=t)
+                   for t in p3["tau_grid"]})
+    needed[f"ch03 {p3['compare_preset']}"] = key(p3["compare_preset"], p3["student"], p3["seed"])
+    p8 = parameters("08")
+    needed.update({f"ch08 released s{s}": key("ferd_released", "fmnist-resnet", s) for s in p8["released_seeds"]})
+    missing = sorted(name for name, k in needed.items() if k not in queue_keys)
+    assert not missing, f"runs the chapters read but the queue does not train: {missing}"
+
+
+def test_times_reads_finished_jobs_and_marks_resumed_ones(tmp_path):
+    times = runpy.run_path(str(QUEUE / "times.py"))
+    (tmp_path / "worker1.log").write_text("10:00:00 start a_s0\n10:30:00 end a_s0 rc=0\n10:30:00 start b_s0\n"
+                                          "11:00:00 start b_s0\n11:10:00 end b_s0 rc=0\n11:10:00 start c_s0\n"
+                                          "11:20:00 end c_s0 rc=1\n")
+    (tmp_path / "a_s0.log").write_text("...\n1800.50 s wall\n")
+    (tmp_path / "b_s0.log").write_text("...\n600.00 s wall\n")
+    (tmp_path / "c_s0.log").write_text("Traceback\n")
+    rows = {r["job"]: r for r in times["finished_jobs"](tmp_path)}
+    assert set(rows) == {"a_s0", "b_s0"}  # the failed job is not a finished one
+    assert rows["a_s0"]["attempts"] == 1 and rows["a_s0"]["wall_s"] == 1800.5
+    assert rows["b_s0"]["attempts"] == 2
+    table = times["main"](tmp_path)
+    assert "600 (last attempt)" in table and "| `a` | 1 | 1800 |" in table  # medians use uninterrupted jobs only
