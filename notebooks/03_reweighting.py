@@ -48,6 +48,7 @@ delta_grid = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]  # vulnerability lead of one class, 
 rule_taus = [0.5, 1.0, 2.0]  # softmax temperatures in the rule comparison (a formula, nothing trained)
 max_p_alert = 0.6  # spec 8 watch-out: weights collapse when the largest stays above this (ferd.book.health.MAX_WEIGHT)
 tau_grid = [1.0, 2.0]  # softmax temperatures trained in the temperature section (one full FERD run each)
+probe_seeds = [0, 1, 2, 3, 4]  # FERD runs (chapter 6's seeds) whose class weights are set against the real test set
 
 # %% [markdown]
 # The next cell imports the library and builds the configurations (the two presets, and FERD at each
@@ -55,18 +56,22 @@ tau_grid = [1.0, 2.0]  # softmax temperatures trained in the temperature section
 
 # %% tags=["hide-input"]
 import math
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from myst_nb import glue
+from scipy import stats
 
 import ferd.book.health
 import ferd.book.plots
 import ferd.book.runner
 import ferd.book.tables
 from ferd.book import experiments
+from ferd.book.claims import comparison_claim, save_claims
+from ferd.book.verdicts import compare_paired
 from ferd.config import make_config
 from ferd.method.distill import Distiller
 from ferd.method.methods import run_key
@@ -87,6 +92,11 @@ taus = sorted(set(map(float, tau_grid)) | {float(d.class_weight_tau)})
 tau_cfgs = {t: make_config(profile, preset, overrides=dict(student=student, seed=seed, device=device,
                                                            class_weight_tau=t, **{"attack.attacks": no_aa}))
             for t in taus}
+if profile == "smoke":  # two seeds exercise the code path
+    probe_seeds = list(probe_seeds)[:2]
+probe_cfgs = {s: make_config(profile, preset, overrides=dict(student=student, seed=s, device=device,
+                                                             **{"attack.attacks": no_aa}))
+              for s in probe_seeds}
 collapse_share = ferd.book.health.MAX_WEIGHT_SHARE  # collapsed: max p above the alert line in more than this share of epochs
 print(f"{preset}: rule {d.class_weight_rule}, tau {d.class_weight_tau}, min-max bounds {d.class_weight_bounds}, "
       f"probe PGD-{d.probe_steps}; run {run_key(cfg)}; {compare_preset}: run {run_key(cfg_cmp)}")
@@ -280,8 +290,8 @@ sweep.round(4)
 
 # %%
 # every run of the chapter side by side (one core each): both presets and FERD at each tau; cached after
-experiments.prefetch([cfg, cfg_cmp, *tau_cfgs.values()], progress=False)
-ferd.book.health.record_health([cfg, cfg_cmp, *tau_cfgs.values()], "03_reweighting", profile)
+experiments.prefetch([cfg, cfg_cmp, *tau_cfgs.values(), *probe_cfgs.values()], progress=False)
+ferd.book.health.record_health([cfg, cfg_cmp, *tau_cfgs.values(), *probe_cfgs.values()], "03_reweighting", profile)
 run = experiments.distill(cfg, progress=False)
 hist = run.history
 Dh = hist[[f"D_{c}" for c in range(C)]].to_numpy()
@@ -425,6 +435,76 @@ tau_table.drop(columns="run").set_index("tau").round(2)
 # {glue:text}`ch03_tau_verdict` The pool columns show what the student actually trains on: the share of the
 # pool each class received over the whole run, and the teacher's agreement with the pool's labels at the last
 # epoch (a softer temperature should not cost it).
+#
+# (ch03-probe-vs-real)=
+# ## Does the probe find the weak class?
+#
+# The probe measures vulnerability on *synthetic* images, the only ones a data-free method has. Whether it finds
+# the classes that are weak on *real* images is an empirical question, and the answer decides whether
+# reweighting can help the weakest class at all. We take FERD's runs at the seeds of `probe_seeds`
+# ({glue:text}`ch03_probe_seed_list`, chapter 6's runs), average the class weights each used from epoch 2 on
+# (epoch 1 draws uniformly), and set them against the teacher's PGD accuracy per class on the real test set
+# (chapter 1) and against the weights the same rule gives on the real images of the one-batch example above
+# ({numref}`fig-ch03-probe-vs-real`).
+
+# %%
+teacher_pc = experiments.evaluate_teacher(cfg, progress=False)
+t_pgd = teacher_pc[teacher_pc["attack"] == "pgd"].sort_values("class_index")["accuracy"].to_numpy()
+weakest = int(t_pgd.argmin())  # the teacher's weakest class on real test images
+used = {}
+for s, c in probe_cfgs.items():
+    h = experiments.distill(c, progress=False).history
+    h = h.iloc[1:] if len(h) > 1 else h  # epoch 1 samples uniformly
+    used[s] = h[[f"p_{k}" for k in range(C)]].mean().to_numpy()
+W = np.stack(list(used.values()))  # seeds x classes
+with np.errstate(all="ignore"), warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # a constant row (smoke) has no rank correlation
+    rhos = [float(stats.spearmanr(w, 1 - t_pgd).statistic) for w in W]
+c_weak = compare_paired(100 * W[:, weakest], [100 / C] * len(W))
+top3 = [classes[k] for k in np.argsort(-W.mean(axis=0))[:3]]
+probe_rows = pd.DataFrame([{"class_index": k, "class_name": classes[k], "source": src, "weight": w[k]}
+                           for src, w in ((f"synthetic probe (mean of {len(W)} runs)", W.mean(axis=0)),
+                                          (f"same rule, {n_probe} real images per class", p_soft.numpy()))
+                           for k in range(C)])
+fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
+ferd.book.plots.per_class_bars(probe_rows, hue="source", value="weight", ax=axes[0], highlight=weakest,
+                               ylabel="class weight (%)", title="Class weights: synthetic probe vs real images")
+axes[0].axhline(100 / C, color="grey", ls="--", lw=1)
+ferd.book.plots.per_class_bars(teacher_pc[teacher_pc["attack"] == "pgd"], hue="attack", ax=axes[1],
+                               highlight=weakest, title=f"Teacher's PGD-{a.pgd_steps} accuracy per class (real test set)")
+fig.tight_layout()
+ferd.book.plots.save_figure(fig, "ch03_probe_vs_real", folder=FIG_DIR)
+glue("ch03_probe_vs_real_fig", fig, display=False)
+plt.close(fig)
+word = {"supported": "more often than uniform", "not supported": "less often than uniform",
+        "inconclusive": "neither clearly more nor clearly less often than uniform"}[c_weak.verdict]
+probe_text = (f"The classes FERD's probe weights most are {', '.join(top3)}; the teacher's weakest class on real images, "
+              f"{classes[weakest]} (PGD {100 * t_pgd[weakest]:.1f}%), receives a weight of "
+              f"{c_weak.mean_a:.1f}% on average against the uniform {100 / C:.1f}%: "
+              f"{c_weak.interval_text(1, ' points')} over {c_weak.n} runs, so it is sampled {word}. The rank "
+              f"correlation between a class's weight and its real vulnerability (Spearman, one per run) is "
+              + ", ".join(f"{r:+.2f}" for r in rhos) + ".")
+glue("ch03_probe_seed_list", ", ".join(map(str, probe_cfgs)), display=False)
+glue("ch03_probe_text", probe_text, display=False)
+save_claims([comparison_claim(f"FERD's reweighting samples the teacher's weakest real class ({classes[weakest]}) more "
+                              f"often than uniform ({student})", "03_reweighting", c_weak, digits=1,
+                              origin="book")], "03_reweighting", profile)
+print(probe_text)
+pd.DataFrame({"class": classes, "teacher PGD (%)": 100 * t_pgd, "mean weight, synthetic probe (%)": 100 * W.mean(axis=0),
+              "weight on real images (%)": 100 * p_soft.numpy()}).round(1)
+
+# %% [markdown]
+# ```{glue:figure} ch03_probe_vs_real_fig
+# :name: fig-ch03-probe-vs-real
+#
+# Left: the class weights FERD used, averaged over epochs 2 to the last and over the runs of
+# {glue:text}`ch03_probe_seed_list` (first bar), and the weights the same softmax rule gives on the one-batch
+# example's real test images (second bar); the dashed line is the uniform $1/C$. Right: the teacher's PGD accuracy
+# per class on the whole test set. The teacher's weakest class is in bold.
+# ```
+#
+# {glue:text}`ch03_probe_text` The verdict is a paired t interval over the runs (each run's mean weight against
+# $1/C$); it enters the findings table of the landing page.
 #
 # ## Does reweighting help the weakest class?
 #

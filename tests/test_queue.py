@@ -77,6 +77,7 @@ def test_chapters_default_runs_are_all_queued(queue_keys):
     needed.update({f"ch03 tau {t}": key(p3["preset"], p3["student"], p3["seed"], class_weight_tau=t)
                    for t in p3["tau_grid"]})
     needed[f"ch03 {p3['compare_preset']}"] = key(p3["compare_preset"], p3["student"], p3["seed"])
+    needed.update({f"ch03 probe s{s}": key(p3["preset"], p3["student"], s) for s in p3["probe_seeds"]})
     p8 = parameters("08")
     needed.update({f"ch08 released s{s}": key("ferd_released", "fmnist-resnet", s) for s in p8["released_seeds"]})
     missing = sorted(name for name, k in needed.items() if k not in queue_keys)
