@@ -1,8 +1,9 @@
 """The runs the `cpu` book needs, as a queue for benchmarks/queue/worker.sh, most valuable first: the headline pair
 (FERD, plain DFRD) over seeds, the second student, the ablations over seeds, the baselines, the released code,
 the gamma and tau sweeps, then the AutoAttack evaluations (100 images per class at seed 0, 50 at the others),
-and last the two chapters that compute more than these runs: chapter 3 trains FERD with a rule written in the
-notebook, chapter 8 attacks the headline runs at five budgets (the worker executes them without building the book).
+and last the two chapters that compute more than these runs: chapter 3 trains FERD with rules written in the
+notebook (its sqrt rule; the oracle weights at 3 seeds, some 2.5 hours of one core), chapter 8 attacks the headline
+runs at five budgets (the worker executes them without building the book).
 
 Each line trains (or loads) a run and evaluates it with the `ferd` CLI, exactly as the chapters' configurations
 do (the same presets, students, seeds and overrides; evaluations are cached per attack), so `ferd book` later
