@@ -98,3 +98,26 @@ def test_times_reads_finished_jobs_and_marks_resumed_ones(tmp_path):
     assert rows["b_s0"]["attempts"] == 2
     table = times["main"](tmp_path)
     assert "600 (last attempt)" in table and "| `a` | 1 | 1800 |" in table  # medians use uninterrupted jobs only
+
+
+def test_status_reads_the_store_without_training(tmp_path):
+    from ferd.book.experiments import eval_path
+    from ferd.method.runs import run_dir
+    from ferd.toolkit.artifacts import ArtifactStore
+
+    status = runpy.run_path(str(QUEUE / "status.py"))
+    store = ArtifactStore(tmp_path)
+    name, args = queue_lines()[0]
+    assert not status["job_done"](args, store), "an empty store has nothing done"
+    cfg = _config(build_parser().parse_args(args))
+    key = run_key(cfg)
+    final = run_dir(cfg, store, key) / "final.pt"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    final.touch()
+    assert not status["job_done"](args, store), "a run without its evaluation tables is pending"
+    for attack in cfg.attack.attacks:
+        path = eval_path(cfg, "student-final", key, attack, store)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    assert status["job_done"](args, store), name
+    assert not status["job_done"](["book", "--profile", "cpu", "--only", "03"], store)

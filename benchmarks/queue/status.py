@@ -1,0 +1,66 @@
+"""Which jobs of the run queue are finished, read from the artifact store (nothing is trained or evaluated).
+
+    python benchmarks/queue/status.py                 # a line per job: done / pending, and the counts
+    python benchmarks/queue/status.py --pending       # only the pending jobs, as queue lines (a fresh jobs.txt)
+
+A student job is done when its run's final checkpoint and the per-class table of each of its attacks are in the
+store; the teacher job when the teacher's tables are; a chapter job (`book ...`) always counts as pending, since
+what it computes is the chapter's own (it returns quickly when its runs are cached).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ferd.book.experiments import eval_path  # noqa: E402
+from ferd.cli import _config, build_parser  # noqa: E402
+from ferd.method.methods import run_key  # noqa: E402
+from ferd.method.runs import run_dir  # noqa: E402
+from ferd.toolkit.artifacts import ArtifactStore  # noqa: E402
+
+QUEUE = Path(__file__).resolve().parent
+
+
+def job_done(args: list[str], store: ArtifactStore) -> bool:
+    """Whether the store already holds everything the queue line `args` (ferd CLI arguments) produces."""
+    if args[0] != "evaluate":
+        return False
+    parsed = build_parser().parse_args(args)
+    cfg = _config(parsed)
+    if parsed.teacher:
+        return all(eval_path(cfg, "teacher", cfg.key("teacher"), name, store).exists() for name in cfg.attack.attacks)
+    key = run_key(cfg)
+    if not (run_dir(cfg, store, key) / "final.pt").exists():
+        return False
+    return all(eval_path(cfg, f"student-{parsed.which}", key, name, store).exists() for name in cfg.attack.attacks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--pending", action="store_true", help="print only the pending jobs, as queue lines")
+    args = p.parse_args(argv)
+    store = ArtifactStore()
+    lines = subprocess.run([sys.executable, str(QUEUE / "make_jobs.py")], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    done = 0
+    for line in lines:
+        name, *job = line.split()
+        ok = job_done(job, store)
+        done += ok
+        if args.pending:
+            if not ok:
+                print(line)
+        else:
+            print(f"{'done   ' if ok else 'pending'} {name}")
+    if not args.pending:
+        print(f"{done} of {len(lines)} jobs done (store: {store.root})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
