@@ -40,7 +40,12 @@ def kind(job: str) -> str:
 
 def main(log_dir: Path) -> str:
     rows = finished_jobs(log_dir)
-    lines = ["| job | attempts | wall (s) |", "| --- | --- | --- |"]
+    lines = ["# Wall time of the run queue's jobs (`cpu` profile, final code)", "",
+             "Each job trains one run and evaluates it (Clean, FGSM, PGD-20, CW-20 on the whole test set), or runs one "
+             "AutoAttack evaluation, on one core of this 2-core machine beside the other worker. A job a session's end "
+             "interrupted resumed from its checkpoint: only its last attempt is timed, and it is left out of the medians. "
+             "Made by `python benchmarks/queue/times.py > benchmarks/results/queue_times_cpu.md`.", "",
+             "| job | attempts | wall (s) |", "| --- | --- | --- |"]
     lines += [f"| `{r['job']}` | {r['attempts']} | {r['wall_s']:.0f}{'' if r['attempts'] == 1 else ' (last attempt)'} |"
               for r in rows]
     by_kind: dict[str, list[float]] = defaultdict(list)
