@@ -17,10 +17,8 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ferd.book.experiments import eval_path  # noqa: E402
+from ferd.book.experiments import eval_path, pending  # noqa: E402
 from ferd.cli import _config, build_parser  # noqa: E402
-from ferd.method.methods import run_key  # noqa: E402
-from ferd.method.runs import run_dir  # noqa: E402
 from ferd.toolkit.artifacts import ArtifactStore  # noqa: E402
 
 QUEUE = Path(__file__).resolve().parent
@@ -34,10 +32,7 @@ def job_done(args: list[str], store: ArtifactStore) -> bool:
     cfg = _config(parsed)
     if parsed.teacher:
         return all(eval_path(cfg, "teacher", cfg.key("teacher"), name, store).exists() for name in cfg.attack.attacks)
-    key = run_key(cfg)
-    if not (run_dir(cfg, store, key) / "final.pt").exists():
-        return False
-    return all(eval_path(cfg, f"student-{parsed.which}", key, name, store).exists() for name in cfg.attack.attacks)
+    return not pending(cfg, store=store, which=parsed.which)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -155,13 +155,14 @@ def summary(per_class: pd.DataFrame, cfg: Config) -> pd.DataFrame:
 # file locks make this safe next to anything else using the same runs. On a GPU (one device) it does nothing.
 
 
-def pending(cfg: Config, evaluate: bool = True, store: artifacts.ArtifactStore | None = None) -> bool:
-    """True when the store lacks the run of `cfg` (or, with `evaluate`, one of its final student's tables)."""
+def pending(cfg: Config, evaluate: bool = True, store: artifacts.ArtifactStore | None = None,
+            which: str = "final") -> bool:
+    """True when the store lacks the run of `cfg` (or, with `evaluate`, one of the tables of its `which` student)."""
     store = store or artifacts.ArtifactStore()
     key = run_key(cfg)
     if not (run_dir(cfg, store, key) / "final.pt").exists():
         return True
-    return evaluate and any(not eval_path(cfg, "student-final", key, name, store).exists()
+    return evaluate and any(not eval_path(cfg, f"student-{which}", key, name, store).exists()
                             for name in cfg.attack.attacks)
 
 
