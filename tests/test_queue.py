@@ -121,3 +121,15 @@ def test_status_reads_the_store_without_training(tmp_path):
         path.touch()
     assert status["job_done"](args, store), name
     assert not status["job_done"](["book", "--profile", "cpu", "--only", "03"], store)
+
+
+def test_finish_refuses_a_tree_with_uncommitted_changes(tmp_path):
+    """The book's executed chapters must not carry a '+dirty' provenance, so the last step stops before executing."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "a.txt").write_text("1")
+    subprocess.run(git + ["add", "a.txt"], cwd=tmp_path, check=True)
+    subprocess.run(git + ["commit", "-qm", "a"], cwd=tmp_path, check=True)
+    (tmp_path / "a.txt").write_text("2")
+    done = subprocess.run(["bash", str(QUEUE / "finish.sh")], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 1 and "uncommitted changes" in done.stderr, done.stderr
