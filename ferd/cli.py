@@ -144,9 +144,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
+    from ferd.book.params import merge_params
     from ferd.book.runner import run_book
 
-    html = run_book(profile=args.profile, only=args.only, out=args.out, build=not args.no_build, jobs=args.jobs)
+    html = run_book(profile=args.profile, only=args.only, out=args.out, build=not args.no_build, jobs=args.jobs,
+                    params=merge_params(args.param or (), args.params or ()))
     print(f"book: {html}")
     return 0
 
@@ -192,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", default=None, help="execute only this chapter (e.g. 05)")
     p.add_argument("--out", default=None, help="output root (default: the repository)")
     p.add_argument("--no-build", action="store_true", help="execute notebooks but skip jupyter-book build")
+    p.add_argument("--param", action="append", metavar="[NN:]NAME=VALUE", help="override a chapter parameter "
+                   "(VALUE is YAML: 06:seeds=[0,1]); without NN:, in every executed chapter that declares NAME")
+    p.add_argument("--params", action="append", metavar="FILE", help="YAML file {chapter: {name: value}} of "
+                   "overrides, e.g. book/one_seed.yaml (a cheaper book)")
     p.add_argument("--jobs", type=int, default=1, help="chapters executed at once (default 1: chapters in turn, "
                    "each training its runs side by side, one per core; see ferd.book.experiments.prefetch)")
     p.set_defaults(func=cmd_book)

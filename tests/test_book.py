@@ -52,7 +52,7 @@ from myst_nb import glue
 
 glue("ch{n:02d}_profile", profile, display=False)
 {fail}
-pd.DataFrame({{"profile": [profile], "device": [device]}})
+pd.DataFrame({{"profile": [profile], "device": [device], "seed": [seed]}})
 
 # %%
 fig, ax = plt.subplots(figsize=(2, 1.5))
@@ -135,6 +135,16 @@ def test_runner_on_a_miniature_book(tmp_path, monkeypatch):
     assert (root / "book" / "executed" / "02_tiny.ipynb").read_bytes() == good
     assert (root / "book" / "failed" / "02_tiny.ipynb").exists()
     assert (root / "book" / "status.csv").read_text().splitlines() == status
+
+    # an override reaches the kernel, and the page shows it (the injected cell is kept, not removed)
+    run_book(profile="smoke", only="01", root=root, build=False, params={"01": {"seed": 7}})
+    cells = json.loads((root / "book" / "executed" / "01_tiny.ipynb").read_text())["cells"]
+    injected = next(c for c in cells if "injected-parameters" in c["metadata"]["tags"])
+    assert "seed = 7" in "".join(injected["source"]) and "remove-cell" not in injected["metadata"]["tags"]
+    assert any("<td>7</td>" in "".join(o.get("data", {}).get("text/html", "")) for c in cells
+               for o in c.get("outputs", [])), "the kernel ran with seed 7"
+    with pytest.raises(book.ConfigError, match="seed"):
+        run_book(profile="smoke", root=root, build=False, params={"01": {"sede": 7}})
 
 
 def test_runner_refuses_bad_arguments(tmp_path):

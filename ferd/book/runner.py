@@ -22,9 +22,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from ferd.book.pages import _last_seconds, markdown_table, write_appendix
+from ferd.book.params import resolve_params
 from ferd.book.paths import ROOT, output_dir  # noqa: F401 (re-exported for chapters and tests)
 from ferd.errors import ConfigError, FerdError
 from ferd.toolkit.runtime import environ
@@ -76,9 +77,10 @@ def ensure_kernel(name: str = KERNEL) -> None:
 
 
 def execute_chapter(source: Path, target: Path, profile: str, device: str, root: Path = ROOT,
-                    timeout: float | None = None, progress: bool = False) -> float:
+                    timeout: float | None = None, overrides: dict | None = None, progress: bool = False) -> float:
     """Convert `source` with jupytext, execute it with papermill into `target`; return the seconds it took.
-    `progress` shows papermill's per-cell bar (chapters in turn; parallel chapters would interleave bars).
+    `overrides` are further papermill parameters (`ferd.book.params`; the page then shows them). `progress` shows
+    papermill's per-cell bar (chapters in turn; parallel chapters would interleave bars).
 
     The notebook is written to a temporary file first and moved into place only when every cell ran, so a
     failure never replaces a good executed chapter; the partial notebook goes to `<target>/../../failed/`.
@@ -92,7 +94,7 @@ def execute_chapter(source: Path, target: Path, profile: str, device: str, root:
     tmp = target.with_name(f".{target.stem}.running.ipynb")
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(nb, str(tmp), parameters={"profile": profile, "device": device},
+        papermill.execute_notebook(nb, str(tmp), parameters={"profile": profile, "device": device, **(overrides or {})},
                                    kernel_name=KERNEL, language="python", cwd=str(root), progress_bar=progress,
                                    log_output=False, execution_timeout=timeout)
     except Exception as err:  # papermill's execution error, a timeout, a dead kernel
@@ -104,7 +106,7 @@ def execute_chapter(source: Path, target: Path, profile: str, device: str, root:
                         f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''} "
                         f"(partial notebook: {failed})") from err
     scrub_paths(tmp, root, {tmp.name: target.name})
-    fold_plumbing(tmp)
+    fold_plumbing(tmp, show_injected=bool(overrides))
     os.replace(tmp, target)
     return time.perf_counter() - start
 
@@ -132,9 +134,10 @@ def scrub_paths(path: Path, root: Path, renames: dict[str, str] | None = None) -
     path.write_text(text, encoding="utf-8")
 
 
-def fold_plumbing(path: Path) -> None:
+def fold_plumbing(path: Path, show_injected: bool = False) -> None:
     """Show a reader the prose, the outputs and one parameters cell: papermill's injected-parameters cell is
-    removed from the page, and every other code cell is folded (hide-input: one click shows it) unless it is the
+    removed from the page (shown instead when `show_injected`: the chapter ran with overridden parameters, which
+    a reader must see), and every other code cell is folded (hide-input: one click shows it) unless it is the
     parameters cell or tagged `show-input`."""
     import json
 
@@ -144,7 +147,7 @@ def fold_plumbing(path: Path) -> None:
             continue
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if "injected-parameters" in tags:
-            tags.append("remove-cell")
+            tags.append("show-input" if show_injected else "remove-cell")
         elif not {"parameters", "show-input", "hide-input", "remove-input", "remove-cell"} & set(tags):
             tags.append("hide-input")
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -252,7 +255,8 @@ def _say(line: str) -> None:
 
 def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None = None,
              out: str | Path | None = None, build: bool = True, timeout: float | None = None,
-             device: str | None = None, root: str | Path | None = None, jobs: int = 1) -> Path:
+             device: str | None = None, root: str | Path | None = None, jobs: int = 1,
+             params: Mapping[str, Mapping[str, Any]] | None = None) -> Path:
     """Execute the chapters, write the appendix pages, build the book; return the HTML index path.
 
     Args:
@@ -270,6 +274,8 @@ def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None 
             default (1) runs chapters in turn with all cores; each chapter then trains its missing runs side
             by side, one single-threaded worker per core (`ferd.book.experiments.prefetch`), which uses a CPU
             better than parallel chapters that wait for each other's runs on the store's locks.
+        params: parameter overrides {chapter: {name: value}} ("*" for every chapter declaring the name),
+            checked against the chapters' `parameters` cells before anything runs (`ferd.book.params`).
     Returns:
         `<out>/_build/html/index.html` (or `<out>/book/executed` when `build` is False).
     """
@@ -281,6 +287,7 @@ def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None 
     out = Path(out).resolve() if out else root
     device = device or ("auto" if profile == "paper" else "cpu")
     sources = select_chapters(chapters(root), only)
+    overrides = resolve_params(sources, params or {})
     if out != root:
         _prepare_out(root, out)
     ensure_kernel()
@@ -291,7 +298,8 @@ def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None 
     threads = str(max(1, (os.cpu_count() or 1) // jobs)) if jobs > 1 else None  # torch reads it at start-up
     with environ(FERD_OUTPUT=scratch, OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
                   OMP_NUM_THREADS=threads):
-        args = [(source, executed / f"{source.stem}.ipynb", profile, device, root, timeout) for source in sources]
+        args = [(source, executed / f"{source.stem}.ipynb", profile, device, root, timeout, overrides[source])
+                for source in sources]
         results: dict[Path, float | str] = {}
 
         def report(source: Path, value: float | str) -> None:  # one line per chapter, as soon as it ends
