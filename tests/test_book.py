@@ -6,7 +6,6 @@ file exists, and no broken local link. Screenshots are kept in the test's tempor
 """
 from __future__ import annotations
 
-import ast
 import json
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ferd.book import runner as book
+from ferd.book.params import chapter_parameters
 from ferd.book.runner import BookError, chapters, run_book, toc_chapters
 
 ROOT = book.ROOT
@@ -85,20 +85,9 @@ def test_toc_lists_exactly_the_notebooks():
     assert listed == present, f"_toc.yml lists {listed}, notebooks/ holds {present}"
 
 
-def _parameter_names(source: Path) -> set[str]:
-    import jupytext
-
-    nb = jupytext.read(source)
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, f"{source.name}: exactly one cell tagged 'parameters'"
-    tree = ast.parse(cells[0].source)
-    return {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
-
-
 @pytest.mark.parametrize("source", chapters(ROOT), ids=lambda p: p.stem)
 def test_notebook_has_parameters_cell(source):
-    missing = {"profile", "seed", "device"} - _parameter_names(source)
+    missing = {"profile", "seed", "device"} - set(chapter_parameters(source))
     assert not missing, f"{source.name}: parameters cell lacks {sorted(missing)}"
 
 

@@ -2,7 +2,6 @@
 runs of the chapters' default parameters are all among the queue's runs, so `ferd book` finds them in the store."""
 from __future__ import annotations
 
-import ast
 import runpy
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ferd.book.params import chapter_parameters
 from ferd.cli import _config, build_parser
 from ferd.config import make_config
 from ferd.method.methods import run_key
@@ -24,11 +24,8 @@ def queue_lines() -> list[tuple[str, list[str]]]:
 
 
 def parameters(chapter: str) -> dict:
-    """The literal assignments of a chapter's papermill `parameters` cell."""
-    text = next(ROOT.joinpath("notebooks").glob(f"{chapter}_*.py")).read_text()
-    cell = text.split('# %% tags=["parameters"]', 1)[1].split("# %%", 1)[0]
-    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell).body
-            if isinstance(node, ast.Assign)}
+    """The defaults of a chapter's papermill `parameters` cell."""
+    return chapter_parameters(next(ROOT.joinpath("notebooks").glob(f"{chapter}_*.py")))
 
 
 @pytest.fixture(scope="module")

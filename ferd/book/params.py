@@ -16,19 +16,28 @@ from typing import Any, Mapping, Sequence
 
 from ferd.errors import ConfigError
 
-PARAMETERS_CELL = '# %% tags=["parameters"]'
 RUNNER_PARAMETERS = ("profile", "device")  # set by the runner's own options, never by an override
 EVERY = "*"
 
 
 def chapter_parameters(source: Path) -> dict[str, Any]:
-    """The literal assignments of the `parameters` cell of a jupytext percent chapter (name -> default)."""
-    text = Path(source).read_text(encoding="utf-8")
-    if PARAMETERS_CELL not in text:
-        return {}
-    cell = text.split(PARAMETERS_CELL, 1)[1].split("\n# %%", 1)[0]
-    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell).body
-            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
+    """The assignments of a chapter's one cell tagged `parameters` (name -> default, read as literals); {} when
+    it has none. Two such cells are an error: papermill would inject after the first only."""
+    import jupytext
+
+    cells = [c for c in jupytext.read(source).cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) > 1:
+        raise ConfigError(f"cells tagged 'parameters' in {Path(source).name}", len(cells), "at most one")
+    declared: dict[str, Any] = {}
+    for node in ast.parse(cells[0].source).body if cells else []:
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:  # seed: int = 0
+            targets = [node.target]
+        else:
+            continue
+        declared.update({t.id: ast.literal_eval(node.value) for t in targets if isinstance(t, ast.Name)})
+    return declared
 
 
 def parse_param(spec: str) -> tuple[str, str, Any]:
