@@ -130,6 +130,7 @@ def test_runner_on_a_miniature_book(tmp_path, monkeypatch):
     cells = json.loads((root / "book" / "executed" / "01_tiny.ipynb").read_text())["cells"]
     injected = next(c for c in cells if "injected-parameters" in c["metadata"]["tags"])
     assert "seed = 7" in "".join(injected["source"]) and "remove-cell" not in injected["metadata"]["tags"]
+    assert "".join(injected["source"]).startswith("# Parameters of this run")
     assert any("<td>7</td>" in "".join(o.get("data", {}).get("text/html", "")) for c in cells
                for o in c.get("outputs", [])), "the kernel ran with seed 7"
     with pytest.raises(book.ConfigError, match="seed"):

@@ -148,6 +148,9 @@ def fold_plumbing(path: Path, show_injected: bool = False) -> None:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if "injected-parameters" in tags:
             tags.append("show-input" if show_injected else "remove-cell")
+            if show_injected and cell["source"]:  # papermill's "# Parameters" header, said for a reader
+                lines = "".join(cell["source"]).splitlines(keepends=True)
+                cell["source"] = ["# Parameters of this run: they replace the defaults above\n", *lines[1:]]
         elif not {"parameters", "show-input", "hide-input", "remove-input", "remove-cell"} & set(tags):
             tags.append("hide-input")
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
