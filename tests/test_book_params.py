@@ -40,7 +40,7 @@ def test_overrides_go_to_the_chapters_that_declare_them():
 @pytest.mark.parametrize("spec, match", [
     ("06:sedes=[0]", "sedes"),          # a name chapter 6 does not declare
     ("nonexistent=1", "nonexistent"),   # a name no executed chapter declares
-    ("42:seeds=[0]", "42"),             # a chapter that is not executed
+    ("42:seeds=[0]", "42"),             # a chapter the book lacks
     ("profile=paper", "--profile"),     # the runner's own options
 ])
 def test_bad_overrides_fail_before_running(spec, match):
@@ -55,3 +55,14 @@ def test_one_seed_file_names_only_declared_parameters():
     resolved = resolve_params(SOURCES, overrides)
     assert resolved[by_stem("06_main_table")]["seeds"] == [0]
     assert all(len(v) for k, v in overrides.items()), "each chapter entry overrides something"
+
+
+def test_a_whole_book_file_serves_one_chapter():
+    """`--only 03 --params notebooks/one_seed.yaml`: the other chapters' entries are checked, then left unused."""
+    from ferd.book.paths import ROOT
+
+    ch03 = by_stem("03_reweighting")
+    resolved = resolve_params([ch03], merge_params(files=[ROOT / "notebooks" / "one_seed.yaml"]), book=SOURCES)
+    assert list(resolved) == [ch03] and resolved[ch03]["probe_seeds"] == [0]
+    with pytest.raises(ConfigError, match="sedes"):
+        resolve_params([ch03], merge_params(["06:sedes=[0]"]), book=SOURCES)

@@ -159,3 +159,13 @@ def test_precision_follows_the_number_of_images():
     t = tables.side_by_side(rows, None, rows="preset", cols="attack", metrics=("avg", "worst"), cell="{ours}")
     assert t.loc["ferd", ("PGD", "Avg")] == "54.07" and t.loc["ferd", ("PGD", "Worst")] == "4.9"
     assert t.loc["ferd", ("AA", "Avg")] == "42.1" and t.loc["ferd", ("AA", "Worst")] == "4"
+
+
+def test_float_columns_get_the_decimals_their_values_need():
+    from ferd.book.tables import column_decimals
+
+    assert column_decimals(pd.Series([0.1152, 0.113, 0.1129])) == 4  # shown 0.1152, 0.1130, 0.1129
+    assert column_decimals(pd.Series([75.2, 74.16])) == 2
+    assert column_decimals(pd.Series([1.0, 2.0])) == 0
+    assert column_decimals(pd.Series([1 / 3])) == 4, "a long tail is cut at the most"
+    assert column_decimals(pd.Series([float("nan"), 0.5])) == 1, "a missing value does not count"

@@ -68,9 +68,13 @@ def merge_params(specs: Sequence[str] = (), files: Sequence[str | Path] = ()) ->
     return merged
 
 
-def resolve_params(sources: Sequence[Path], overrides: Mapping[str, Mapping[str, Any]]) -> dict[Path, dict[str, Any]]:
-    """The overrides of each chapter in `sources`, checked against the parameters the chapters declare."""
-    declared = {source: chapter_parameters(source) for source in sources}
+def resolve_params(sources: Sequence[Path], overrides: Mapping[str, Mapping[str, Any]],
+                   book: Sequence[Path] | None = None) -> dict[Path, dict[str, Any]]:
+    """The overrides of each chapter in `sources` (the chapters executed now), checked against the parameters the
+    chapters declare. A chapter of the `book` (default: `sources`) that is not executed now keeps its overrides
+    unused (a file of overrides for the whole book serves `--only` too); a chapter the book lacks is an error."""
+    book = list(book or sources)
+    declared = {source: chapter_parameters(source) for source in book}
     resolved: dict[Path, dict[str, Any]] = {source: {} for source in sources}
     for chapter, values in overrides.items():
         for name in values:
@@ -86,14 +90,14 @@ def resolve_params(sources: Sequence[Path], overrides: Mapping[str, Mapping[str,
                     resolved[source][name] = value
             continue
         number = f"{int(chapter):02d}" if chapter.isdigit() else chapter.split("_")[0]
-        match = [s for s in sources if s.name.startswith(number + "_")]
+        match = [s for s in book if s.name.startswith(number + "_")]
         if not match:
-            raise ConfigError("chapter", chapter, "a chapter executed in this run: "
-                              + ", ".join(s.stem for s in sources))
+            raise ConfigError("chapter", chapter, "a chapter of the book: " + ", ".join(s.stem for s in book))
         for source in match:
             for name, value in values.items():
                 if name not in declared[source]:
                     allowed = [n for n in declared[source] if n not in RUNNER_PARAMETERS]
                     raise ConfigError(f"parameter of {source.stem}", name, allowed)
-                resolved[source][name] = value
+                if source in resolved:
+                    resolved[source][name] = value
     return resolved

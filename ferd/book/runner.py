@@ -290,7 +290,7 @@ def run_book(profile: str = "cpu", only: str | int | Sequence[str | int] | None 
     out = Path(out).resolve() if out else root
     device = device or ("auto" if profile == "paper" else "cpu")
     sources = select_chapters(chapters(root), only)
-    overrides = resolve_params(sources, params or {})
+    overrides = resolve_params(sources, params or {}, book=chapters(root))
     if out != root:
         _prepare_out(root, out)
     ensure_kernel()

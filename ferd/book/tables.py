@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -282,9 +283,20 @@ def save_results(df: pd.DataFrame, name: str, profile: str) -> Path:
     return path
 
 
+def column_decimals(values: pd.Series, most: int = 4) -> int:
+    """The fewest decimals (at most `most`) that show every value of a float column as it is: 0.1152 and 0.113
+    both get 4 (0.1152, 0.1130), 75.2 and 74.16 get 2, so a column lines up without padding to pandas' six."""
+    finite = values[np.isfinite(values.to_numpy(dtype=float))].to_numpy(dtype=float)
+    for digits in range(most + 1):
+        if np.allclose(np.round(finite, digits), finite, rtol=0, atol=10.0 ** -(most + 2)):
+            return digits
+    return most
+
+
 def use_book_display() -> None:
     """In a notebook kernel, show a table whose index is only 0, 1, 2, ... without that index (it tells a reader
-    nothing); other tables are shown as pandas shows them. Called by `ferd.book.plots.set_style`."""
+    nothing), and each float column with the decimals its values need (`column_decimals`) instead of pandas' six.
+    Called by `ferd.book.plots.set_style`."""
     try:
         from IPython import get_ipython
     except ImportError:
@@ -295,9 +307,13 @@ def use_book_display() -> None:
     from pandas.io.formats.style import Styler
 
     def frame_html(df: pd.DataFrame) -> str:
-        if isinstance(df.index, pd.RangeIndex):
-            return df.style.hide(axis="index").format(precision=pd.get_option("display.precision")).to_html()
-        return df._repr_html_()
+        if not df.columns.is_unique or len(df) > pd.get_option("display.max_rows"):
+            return df._repr_html_()  # pandas' own (it truncates long frames)
+        styler = df.style.format({c: f"{{:,.{column_decimals(df[c])}f}}" for c in df.columns
+                                  if pd.api.types.is_float_dtype(df[c])}, na_rep="–")
+        if df.index.nlevels == 1 and pd.api.types.is_float_dtype(df.index):  # a tau or gamma index: 1, not 1.000000
+            styler.format_index(f"{{:,.{column_decimals(df.index.to_series())}f}}", axis="index")
+        return styler_html(styler)
 
     def styler_html(styler: Styler) -> str:
         if isinstance(styler.data.index, pd.RangeIndex):
