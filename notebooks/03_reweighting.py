@@ -466,10 +466,10 @@ with np.errstate(all="ignore"), warnings.catch_warnings():
     rhos = [float(stats.spearmanr(w, 1 - t_pgd).statistic) for w in W]
 c_weak = compare_paired(100 * W[:, weakest], [100 / C] * len(W))
 top3 = [classes[k] for k in np.argsort(-W.mean(axis=0))[:3]]
+sources = {f"synthetic probe (mean of {ferd.book.tables.plural(len(W), 'run')})": W.mean(axis=0),
+           f"same rule, {n_probe} real images per class": p_soft.numpy()}
 probe_rows = pd.DataFrame([{"class_index": k, "class_name": classes[k], "source": src, "weight": w[k]}
-                           for src, w in ((f"synthetic probe (mean of {len(W)} runs)", W.mean(axis=0)),
-                                          (f"same rule, {n_probe} real images per class", p_soft.numpy()))
-                           for k in range(C)])
+                           for src, w in sources.items() for k in range(C)])
 fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
 ferd.book.plots.per_class_bars(probe_rows, hue="source", value="weight", ax=axes[0], highlight=weakest,
                                ylabel="class weight (%)", title="Class weights: synthetic probe vs real images")
@@ -485,7 +485,8 @@ word = {"supported": "more often than uniform", "not supported": "less often tha
 probe_text = (f"The classes FERD's probe weights most are {', '.join(top3)}; the teacher's weakest class on real images, "
               f"{classes[weakest]} (PGD {100 * t_pgd[weakest]:.1f}%), receives a weight of "
               f"{c_weak.mean_a:.1f}% on average against the uniform {100 / C:.1f}%: "
-              f"{c_weak.interval_text(1, ' points')} over {c_weak.n} runs, so it is sampled {word}. The rank "
+              f"{c_weak.interval_text(1, ' points')} over {ferd.book.tables.plural(c_weak.n, 'run')}, so it is sampled {word}. "
+              "The rank "
               f"correlation between a class's weight and its real vulnerability (Spearman, one per run) is "
               + ", ".join(f"{r:+.2f}" for r in rhos) + ".")
 glue("ch03_probe_seed_list", ", ".join(map(str, probe_cfgs)), display=False)

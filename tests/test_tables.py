@@ -169,3 +169,9 @@ def test_float_columns_get_the_decimals_their_values_need():
     assert column_decimals(pd.Series([1.0, 2.0])) == 0
     assert column_decimals(pd.Series([1 / 3])) == 4, "a long tail is cut at the most"
     assert column_decimals(pd.Series([float("nan"), 0.5])) == 1, "a missing value does not count"
+
+
+def test_plural():
+    from ferd.book.tables import plural
+
+    assert (plural(1, "run"), plural(3, "run"), plural(0, "seed")) == ("1 run", "3 runs", "0 seeds")

@@ -117,6 +117,11 @@ def fmt_pct(x: float | None, digits: int = 2) -> str:
     return f"{100 * float(x):.{digits}f}"
 
 
+def plural(n: int, word: str) -> str:
+    """'1 run', '3 runs': a count in a sentence the chapters write for any number of seeds."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def resolution_digits(images: float | None) -> int:
     """Decimals a percentage measured on `images` images deserves: its step is 100 / images points, so 1,000 images
     (step 0.1) give 1 decimal, 50 (step 2) give none; unknown: 2."""
