@@ -130,3 +130,29 @@ def test_finish_refuses_a_tree_with_uncommitted_changes(tmp_path):
     (tmp_path / "a.txt").write_text("2")
     done = subprocess.run(["bash", str(QUEUE / "finish.sh")], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 1 and "uncommitted changes" in done.stderr, done.stderr
+
+
+def test_chapter6_autoattack_tables_are_the_queues(tmp_path):
+    """AutoAttack is most of the queue's evaluation cost: chapter 6 must read exactly the tables the queue's AA
+    jobs write (same run, same attack scope, same number of images per class), or the book would attack again."""
+    from ferd.book.experiments import eval_path
+    from ferd.toolkit.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path)
+
+    def aa_table(cfg) -> str:
+        return str(eval_path(cfg, "student-final", run_key(cfg), "aa", store))
+
+    queued = {aa_table(_config(build_parser().parse_args(args))) for _, args in queue_lines()
+              if args[0] == "evaluate" and "attack.attacks=aa" in args}
+    p6 = parameters("06")
+    first, *others = p6["students"]
+    needed = {}
+    for st in p6["students"]:
+        for m in p6["aa_methods"]:
+            for s in p6["seeds"] if st == first else p6["seeds_other"]:
+                n = p6["aa_headline_per_class"] if s == p6["seed"] else p6["aa_seed_per_class"]
+                cfg = make_config("cpu", m, overrides={"student": st, "seed": s, "attack.aa_per_class": n})
+                needed[f"{m} {st} s{s} ({n}/class)"] = aa_table(cfg)
+    missing = sorted(name for name, path in needed.items() if path not in queued)
+    assert not missing, f"AutoAttack tables chapter 6 reads but the queue does not compute: {missing}"
