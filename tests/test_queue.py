@@ -156,3 +156,21 @@ def test_chapter6_autoattack_tables_are_the_queues(tmp_path):
                 needed[f"{m} {st} s{s} ({n}/class)"] = aa_table(cfg)
     missing = sorted(name for name, path in needed.items() if path not in queued)
     assert not missing, f"AutoAttack tables chapter 6 reads but the queue does not compute: {missing}"
+
+
+def test_chapters_read_the_teacher_tables_of_the_teacher_job(tmp_path):
+    """Chapters 1, 2, 3 and 6 evaluate the teacher with their own configurations; the teacher's key ignores the
+    student and the distillation, so each must land on the teacher job's tables (AutoAttack included)."""
+    from ferd.book.experiments import eval_path
+    from ferd.toolkit.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path)
+    args = next(args for name, args in queue_lines() if name == "teacher")
+    job = _config(build_parser().parse_args(args))
+    made = {str(eval_path(job, "teacher", job.key("teacher"), a, store)) for a in job.attack.attacks}
+    for preset in ("ferd", "dfrd_plain"):
+        for student in ("fmnist-resnet", "fmnist-mobilenet"):
+            cfg = make_config("cpu", preset, overrides={"student": student, "seed": 0})
+            for attack in cfg.attack.attacks:
+                path = str(eval_path(cfg, "teacher", cfg.key("teacher"), attack, store))
+                assert path in made, f"{preset} {student}: the teacher's {attack} table is not the teacher job's"
