@@ -20,9 +20,9 @@ for s in range(5):
 for s in range(3):
     for p in ("ferd", "dfrd_plain"):
         job(f"{p}_{M}_s{s}", p, M, s)
-jobs.append("teacher evaluate --profile cpu --teacher")
-for st in (R, M):  # chapter 6's "which checkpoint?" section
-    job(f"ferd_bestclean_{st}_s0", "ferd", st, 0, NOAA + " --which best_clean")  # every attack, AutoAttack on 50 per class (chapters 1, 6)
+jobs.append("teacher evaluate --profile cpu --teacher")  # every attack, AutoAttack on 50 per class (chapters 1-3, 6)
+for st in (R, M):  # chapter 6's "which checkpoint?" section: the best-clean student, without AutoAttack
+    job(f"ferd_bestclean_{st}_s0", "ferd", st, 0, NOAA + " --which best_clean")
 for s in range(3):
     for p in ("ferd_no_reweight", "ferd_no_fae", "ferd_no_utae", "ferd_no_fae_utae"):
         job(f"{p}_{R}_s{s}", p, R, s)
