@@ -1,4 +1,6 @@
 """Artifact store: atomic writes, checksums that catch corruption, get_or_compute reuse."""
+import subprocess
+
 import pytest
 import torch
 
@@ -51,3 +53,21 @@ def test_no_temporary_files_left(tmp_path):
 def test_provenance_fields():
     prov = artifacts.provenance({"seed": 3})
     assert prov["seed"] == 3 and prov["ferd_version"] and prov["git_commit"]
+
+
+def test_git_commit_is_dirty_for_code_not_for_outputs(tmp_path):
+    """A chapter rewrites results/ and figures/ while it runs; only a change to the code behind it is '+dirty'."""
+    from ferd.toolkit.artifacts import git_commit
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q", str(tmp_path)], check=True)
+    for name in ("code.py", "results/table.csv", "figures/fig.png", "book/executed/01.ipynb"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("1")
+    subprocess.run(git + ["add", "."], cwd=tmp_path, check=True)
+    subprocess.run(git + ["commit", "-qm", "a"], cwd=tmp_path, check=True)
+    for name in ("results/table.csv", "figures/fig.png", "book/executed/01.ipynb"):
+        (tmp_path / name).write_text("2")
+    assert not git_commit(tmp_path / "results").endswith("+dirty"), "outputs are not the code"
+    (tmp_path / "code.py").write_text("2")
+    assert git_commit(tmp_path / "results").endswith("+dirty")

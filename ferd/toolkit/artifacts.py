@@ -171,13 +171,20 @@ def provenance(config: dict[str, Any] | None = None) -> dict[str, Any]:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def git_commit() -> str:
-    """The repository's HEAD commit (with '+dirty' if the tree has changes), or 'unknown'."""
-    here = Path(__file__).resolve().parent
+# Folders of the repository that hold what the package and the book write (tables, figures, executed chapters and
+# their pages, benchmark records): regenerating them while a chapter runs must not mark the code "+dirty".
+OUTPUT_FOLDERS = ("results", "figures", "book", "benchmarks/results")
+
+
+def git_commit(where: str | Path | None = None) -> str:
+    """The HEAD commit of the repository holding `where` (default: this package), with '+dirty' if a tracked file
+    outside `OUTPUT_FOLDERS` has uncommitted changes (the code or configuration behind a result), or 'unknown'."""
+    here = Path(where).resolve() if where else Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
                              timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+                                *(f":(top,exclude){folder}" for folder in OUTPUT_FOLDERS)], cwd=here,
                                capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
