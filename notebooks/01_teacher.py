@@ -258,7 +258,8 @@ print(f"cpu teacher {ct.arch}: {cpu_params:,} parameters; students: "
 #
 # ## Training
 #
-# `ferd.method.teachers.train_teacher` returns the teacher and its training history, one row per epoch. The `cpu`
+# `ferd.method.teachers.train_teacher` returns the teacher and its training history, one row per epoch (below,
+# its overall columns; the per-class ones are the heat map further down). The `cpu`
 # profile's teacher was trained once and ships with the package (the next section shows where it comes from),
 # so by default it is loaded, not trained; `retrain_teacher = True` trains it again into the artifact store,
 # which takes far longer than loading it. Any other teacher is trained once into the store, keyed by a hash
@@ -267,7 +268,8 @@ print(f"cpu teacher {ct.arch}: {cpu_params:,} parameters; students: "
 # %%
 teacher, history = train_teacher(cfg, progress=False, use_shipped=not retrain_teacher)
 glue("ch01_final_loss", f"{history['train_loss'].iloc[-1]:.3f}", display=False)
-history
+# the overall columns; the per-class ones (acc_pgd_0, ...) are drawn as a heat map below
+history[[c for c in history.columns if not c[-1].isdigit()]]
 
 # %% [markdown]
 # ## Where the teacher comes from
@@ -283,7 +285,7 @@ if shipped is not None:
         ("git commit", entry.get("git_commit") or "(not recorded)"),
         ("torch version", entry.get("torch_version") or "(not recorded)"),
         ("created", entry.get("created") or "(not recorded)"),
-    ], columns=["", "shipped teacher"]).set_index("")
+    ], columns=["shipped teacher", "value"])
     source_sentence = (f"The teacher was loaded from the checkpoint shipped with the package, "
                        f"ferd/shipped/{entry['file']}, after checking its sha256 against the manifest "
                        f"ferd/shipped/teachers.json.")
@@ -465,8 +467,11 @@ rows = []
 for name, g in per_class.groupby("attack", sort=False):
     lowest = g["accuracy"].min()
     worst_names = g.loc[g["accuracy"] == lowest, "class_name"].tolist()
+    digits = ferd.book.tables.resolution_digits(g["count"].min())  # a class's step is 100 / its images
     rows.append({"attack": ferd.book.plots.attack_label(name, cfg), "worst class(es)": ", ".join(worst_names),
-                 "accuracy (%)": f"{100 * lowest:.2f}", f"{expected_worst} is worst": expected_worst in worst_names})
+                 "accuracy (%)": ferd.book.tables.fmt_pct(lowest, digits),
+                 "images per class": int(g["count"].min()),
+                 f"{expected_worst} is worst": expected_worst in worst_names})
 worst_table = pd.DataFrame(rows)
 
 pgd_lowest = pgd["accuracy"].min()
