@@ -23,6 +23,8 @@ def test_grouped_bars_one_bar_per_cell_in_percent(tmp_path):
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
     paths = plots.save_figure(fig, "bars", folder=tmp_path)
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+    pdf = next(p for p in paths if p.suffix == ".pdf").read_bytes()
+    assert b"/CreationDate" not in pdf, "no date in the PDF: a re-run on the same numbers leaves git clean"
     plots.plt.close(fig)
 
 

@@ -50,13 +50,14 @@ def _figure_axes(ax: plt.Axes | None, figsize: tuple[float, float]) -> tuple[plt
 
 def save_figure(fig: plt.Figure, name: str, folder: str | Path = "figures",
                 formats: Iterable[str] = ("png", "pdf")) -> list[Path]:
-    """Save `fig` as `<folder>/<name>.<fmt>` for each format (atomically per file); return the paths."""
+    """Save `fig` as `<folder>/<name>.<fmt>` for each format (atomically per file); return the paths. No creation
+    date is written into a PDF, so re-executing a chapter on the same numbers leaves its figures byte-identical."""
     import io
 
     out = []
     for fmt in formats:
         buf = io.BytesIO()
-        fig.savefig(buf, format=fmt)
+        fig.savefig(buf, format=fmt, metadata={"CreationDate": None} if fmt == "pdf" else None)
         path = Path(folder) / f"{name}.{fmt}"
         write_atomic(path, buf.getvalue())
         path.with_name(path.name + ".sha256").unlink(missing_ok=True)  # figures are git-tracked, no sidecar
