@@ -44,7 +44,9 @@ def main(log_dir: Path) -> str:
              "Each job trains one run and evaluates it (Clean, FGSM, PGD-20, CW-20 on the whole test set), or runs one "
              "AutoAttack evaluation, on one core of this 2-core machine beside the other worker. A job a session's end "
              "interrupted resumed from its checkpoint: only its last attempt is timed, and it is left out of the medians. "
-             "Made by `python benchmarks/queue/times.py > benchmarks/results/queue_times_cpu.md`.", "",
+             "A job whose run a chapter job had trained first (the chapter-3 job trains FERD without reweighting, "
+             "seed 0) only evaluates what is missing, so its time is seconds; a chapter job's time covers its runs. "
+             "The best-clean jobs evaluate a checkpoint of an existing run. Made by `python benchmarks/queue/times.py > benchmarks/results/queue_times_cpu.md`.", "",
              "| job | attempts | wall (s) |", "| --- | --- | --- |"]
     lines += [f"| `{r['job']}` | {r['attempts']} | {r['wall_s']:.0f}{'' if r['attempts'] == 1 else ' (last attempt)'} |"
               for r in rows]
