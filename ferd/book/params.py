@@ -2,11 +2,11 @@
 of the book runner, validated before any chapter executes.
 
     ferd book --only 06 --param seeds=[0,1]              # one chapter, two seeds
-    ferd book --params book/one_seed.yaml                # every chapter at one seed (a cheaper book)
+    ferd book --params notebooks/one_seed.yaml           # every chapter at one seed (a cheaper book)
 
 An override is `{chapter: {name: value}}`, where chapter is a number ("06"), a stem ("06_main_table") or "*"
-(every executed chapter that declares the name). A name a chapter does not declare, or a chapter that is not
-executed, is an error naming what is allowed: a typo must not run hours of the default instead.
+(every executed chapter that declares the name). A name a chapter does not declare, or a chapter the book does not
+have, is an error naming what is allowed: a typo must not run hours of the default instead.
 """
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ from ferd.errors import ConfigError
 
 RUNNER_PARAMETERS = ("profile", "device")  # set by the runner's own options, never by an override
 EVERY = "*"
+
+
+def chapter_number(name: str | int) -> str:
+    """'06', 6 and '06_main_table' -> '06': how a chapter is named on the command line."""
+    text = str(name).strip()
+    return f"{int(text):02d}" if text.isdigit() else text.split("_")[0]
 
 
 def chapter_parameters(source: Path) -> dict[str, Any]:
@@ -89,8 +95,7 @@ def resolve_params(sources: Sequence[Path], overrides: Mapping[str, Mapping[str,
                 for source in takers:
                     resolved[source][name] = value
             continue
-        number = f"{int(chapter):02d}" if chapter.isdigit() else chapter.split("_")[0]
-        match = [s for s in book if s.name.startswith(number + "_")]
+        match = [s for s in book if s.name.startswith(chapter_number(chapter) + "_")]
         if not match:
             raise ConfigError("chapter", chapter, "a chapter of the book: " + ", ".join(s.stem for s in book))
         for source in match:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ferd.book.pages import _last_seconds, markdown_table, write_appendix
-from ferd.book.params import resolve_params
+from ferd.book.params import chapter_number, resolve_params
 from ferd.book.paths import ROOT, output_dir  # noqa: F401 (re-exported for chapters and tests)
 from ferd.errors import ConfigError, FerdError
 from ferd.toolkit.runtime import environ
@@ -56,9 +56,7 @@ def select_chapters(sources: Sequence[Path], only: str | int | Sequence[str | in
     wanted = [only] if isinstance(only, (str, int)) else list(only)
     picked = []
     for w in wanted:
-        text = str(w).strip()
-        number = f"{int(text):02d}" if text.isdigit() else text.split("_")[0]
-        match = [p for p in sources if p.name.startswith(number + "_")]
+        match = [p for p in sources if p.name.startswith(chapter_number(w) + "_")]
         if not match:
             raise ConfigError("only", w, "a chapter number such as 05; chapters: "
                               + ", ".join(p.stem for p in sources))
