@@ -403,9 +403,10 @@ plt.close(fig)
 # mean, lower is fairer):
 #
 # $$
-# \mathrm{Avg} = \frac{1}{C}\sum_{c=1}^{C} a_c, \qquad
-# \mathrm{Worst} = \min_c a_c, \qquad
+# \begin{gathered}
+# \mathrm{Avg} = \frac{1}{C}\sum_{c=1}^{C} a_c, \qquad \mathrm{Worst} = \min_c a_c, \\
 # \mathrm{NSD} = \frac{\sqrt{\frac{1}{C}\sum_c (a_c - \mathrm{Avg})^2}}{\mathrm{Avg}}.
+# \end{gathered}
 # $$ (ch01-metrics)
 #
 # `ferd.book.experiments.evaluate_teacher` runs the attacks (cached per attack) and returns one row per

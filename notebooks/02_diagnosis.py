@@ -101,8 +101,10 @@ print(f"profile {cfg.profile}: {d.epochs} epochs ({d.warmup} warm-up), batch {d.
 # them:
 #
 # $$
-# \mathcal{L}_G = \lambda_{bn}\sum_{\ell}\Big(\|\mu_\ell(x)-\mu_\ell^{run}\|_2+\|\sigma^2_\ell(x)-\sigma^{2,run}_\ell\|_2\Big)
-#   \;-\; \lambda_{adv}\,\mathrm{IKL}\big(f^S(x), f^T(x)\big) \;+\; \lambda_{oh}\,\mathrm{CE}\big(f^T(x), y\big).
+# \begin{aligned}
+# \mathcal{L}_G = {} & \lambda_{bn}\sum_{\ell}\Big(\|\mu_\ell(x)-\mu_\ell^{run}\|_2+\|\sigma^2_\ell(x)-\sigma^{2,run}_\ell\|_2\Big) \\
+#   & \;-\; \lambda_{adv}\,\mathrm{IKL}\big(f^S(x), f^T(x)\big) \;+\; \lambda_{oh}\,\mathrm{CE}\big(f^T(x), y\big).
+# \end{aligned}
 # $$ (ch02-generator)
 #
 # The first term matches the batch statistics that the teacher's BatchNorm layers stored during its training
@@ -110,11 +112,11 @@ print(f"profile {cfg.profile}: {d.epochs} epochs ({d.warmup} warm-up), batch {d.
 # class $y$. The best batch of the stage joins a growing *pool* of synthetic images. In the *distillation*
 # stage the student $f^S$ draws batches $x_F$ from the pool, builds adversarial examples $x_A$ against itself by
 # maximising its KL divergence from the teacher (KL-PGD), and learns to match the teacher's clean prediction
-# $t = f^T(x_F)$ on both, with weights $\lambda_1 = 5/6$ and $\lambda_2 = 1/6$:
+# $t = f^T(x_F)$ on both, with weights $\lambda_1 = 5/6$ and $\lambda_2 = 1/6$ ($q$ is the softmax):
 #
 # $$
 # \mathcal{L}_S = \lambda_1\,\mathrm{KL}\big(q(t)\,\|\,q(f^S(x_F))\big)
-#   + \lambda_2\,\mathrm{KL}\big(q(t)\,\|\,q(f^S(x_A))\big), \qquad q = \mathrm{softmax}.
+#   + \lambda_2\,\mathrm{KL}\big(q(t)\,\|\,q(f^S(x_A))\big).
 # $$ (ch02-student)
 #
 # Nothing in {eq}`ch02-generator` or {eq}`ch02-student` looks at how robust each class is: every class gets

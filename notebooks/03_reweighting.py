@@ -156,8 +156,10 @@ plt.close(pipeline)
 # The released code uses a different rule: it rescales $D$ linearly into $[0.05, 0.2]$ and normalises,
 #
 # $$
-# \hat p_c = \ell + (h-\ell)\,\frac{D_c - \min_k D_k}{\max_k D_k - \min_k D_k}, \qquad
+# \begin{gathered}
+# \hat p_c = \ell + (h-\ell)\,\frac{D_c - \min_k D_k}{\max_k D_k - \min_k D_k}, \\
 # p_c = \frac{\hat p_c}{\sum_k \hat p_k}, \qquad (\ell, h) = (0.05, 0.2).
+# \end{gathered}
 # $$ (ch03-minmax)
 #
 # ## One batch by hand

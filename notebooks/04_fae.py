@@ -101,9 +101,11 @@ print(f"IB fit: {d.ib_steps} Adam steps, lr {d.ib_lr}, beta {d.ib_beta}, noise {
 # noise scale $s_{bk} = \mathrm{softplus}(\Lambda_{bk})$ per sample $b$ and channel $k$ by minimising
 #
 # $$
-# \mathcal{L}_{IB}(\Lambda) = \frac{1}{B}\sum_b \mathrm{CE}\Big(f^T_{>l}\big(\bar Z_b + s_b \odot \xi_b\big), y_b\Big)
-#   + \beta\,\frac{1}{BK}\sum_{b,k}\frac12\Big(\frac{v_{bk}}{s_{bk}^2} + \log\frac{s_{bk}^2}{v_{bk}} - 1\Big),
+# \begin{aligned}
+# \mathcal{L}_{IB}(\Lambda) = {} & \frac{1}{B}\sum_b \mathrm{CE}\Big(f^T_{>l}\big(\bar Z_b + s_b \odot \xi_b\big), y_b\Big) \\
+#   & + \beta\,\frac{1}{BK}\sum_{b,k}\frac12\Big(\frac{v_{bk}}{s_{bk}^2} + \log\frac{s_{bk}^2}{v_{bk}} - 1\Big),
 #   \qquad \xi \sim \mathcal{N}(0, 1),
+# \end{aligned}
 # $$ (ch04-ib)
 #
 # where $\bar Z$ is $Z$ without gradient and $v_{bk}$ the variance of channel $k$'s map over its $H\cdot W$
@@ -386,8 +388,7 @@ fae_health = pd.DataFrame([{
     "worst-class agreement, mean over epochs (%)": 100 * float(h["agree_pool_worst"].mean()),
 } for name, h in hists.items()]).set_index("run")
 ferd.book.tables.save_results(fae_health.reset_index(), "ch04_fae_health", profile)
-print(f"non-robust fraction per epoch ({preset}):", (100 * nr).round(1).tolist())
-fae_health.style.format("{:.1f}", na_rep="-")
+fae_health
 
 # %% [markdown]
 # ```{glue:figure} ch04_nonrobust_over_epochs_fig
@@ -511,7 +512,7 @@ stats.round(3)
 #
 # The silhouette of the teacher's classes {glue:text}`ch04_silhouette_verdict`. The paper describes FAEs as
 # giving representations that are balanced across classes; a t-SNE of one seed is a picture, not a test.
-# Chapter 7 measures what FAEs do to the student's robustness, over paired seeds ({ref}`ch07-over-seeds`).
+# Chapter 7 measures what FAEs do to the student's robustness, over paired seeds ({doc}`07_ablations`).
 #
 # ## Exercises
 #

@@ -358,7 +358,7 @@ checks
 # {glue:text}`ch05_agreement` This is one seed per $\gamma$, so it is a reading, not a test: a point of
 # {numref}`fig-ch05-gamma-sweep` that lies inside its seed band differs from the default $\gamma$ by no more than
 # the seeds do. The verdict over paired seeds on the uniform-target term itself ($\gamma = 0$ against the default)
-# is in chapter 7, {ref}`ch07-over-seeds`.
+# is in {doc}`07_ablations`.
 #
 # ## Exercises
 #

@@ -99,8 +99,10 @@ for p, c in cfgs.items():
 #
 # ```{math}
 # :label: ch07-utae
-# x_U = \arg\max_{\|x' - x_F\|_\infty \le \epsilon}\; \mathrm{KL}\big(q(f^T(x_F))\,\|\,q(f^S(x'))\big)
-# \;-\; \gamma\,\mathrm{KL}\big(U\,\|\,q(f^S(x'))\big),
+# \begin{aligned}
+# x_U = \arg\max_{\|x' - x_F\|_\infty \le \epsilon}\; & \mathrm{KL}\big(q(f^T(x_F))\,\|\,q(f^S(x'))\big) \\
+# & \;-\; \gamma\,\mathrm{KL}\big(U\,\|\,q(f^S(x'))\big),
+# \end{aligned}
 # ```
 #
 # where $x_F$ is a clean synthetic sample, $f^T$ and $f^S$ are teacher and student, $q$ is the softmax and $U$ the

@@ -86,8 +86,10 @@ for ds, c in paper_cfgs.items():
 #
 # ```{math}
 # :label: ch09-precedence
-# \text{defaults} \;<\; \text{profile} \;<\; \text{profile's per-dataset values} \;<\; \text{preset}
-# \;<\; \text{explicit overrides}.
+# \begin{gathered}
+# \text{defaults} \;<\; \text{profile} \;<\; \text{profile's per-dataset values} \\
+# \;<\; \text{preset} \;<\; \text{explicit overrides}.
+# \end{gathered}
 # ```
 #
 # The `paper` profile switches the dataset to CIFAR-10, the models to the paper's pairs, the budget to

@@ -237,22 +237,29 @@ def test_chapter_pages_in_a_browser(smoke_book, tmp_path):
 
 WIDTH_PROBE = """<script>
 window.addEventListener('load', () => setTimeout(() => {
-  const main = document.querySelector('main article') || document.querySelector('main') || document.body;
-  const limit = main.getBoundingClientRect().right + 2;
-  const rows = [...main.querySelectorAll('table')].map((t, i) => {
-    const r = t.getBoundingClientRect();
-    const cap = (t.querySelector('caption') || {}).textContent || t.textContent.slice(0, 60);
-    return [i, Math.round(r.width), Math.round(r.right), Math.round(limit), cap.replace(/\\s+/g, ' ').slice(0, 80)];
-  });
-  const pre = document.createElement('pre'); pre.id = 'ferd-widths';
-  pre.textContent = JSON.stringify(rows); document.body.appendChild(pre);
+  const measure = () => {
+    const main = document.querySelector('main article') || document.querySelector('main') || document.body;
+    const limit = main.getBoundingClientRect().right + 2;
+    const tables = [...main.querySelectorAll('table')].map((t, i) => {
+      const r = t.getBoundingClientRect();
+      const cap = (t.querySelector('caption') || {}).textContent || t.textContent.slice(0, 60);
+      return [i, Math.round(r.width), Math.round(r.right), Math.round(limit), cap.replace(/\\s+/g, ' ').slice(0, 80)];
+    });
+    const maths = [...main.querySelectorAll('mjx-container[display="true"]')].map((m, i) =>
+      [i, m.scrollWidth, m.clientWidth, (m.getAttribute('aria-label') || m.textContent).slice(0, 80)]);
+    const pre = document.createElement('pre'); pre.id = 'ferd-widths';
+    pre.textContent = JSON.stringify({tables: tables, maths: maths}); document.body.appendChild(pre);
+  };
+  const typeset = window.MathJax && MathJax.startup && MathJax.startup.promise;
+  (typeset || Promise.resolve()).then(measure);
 }, 500));
 </script>"""
 
 
-def _table_widths(page: Path, tmp: Path) -> list[list]:
-    """[index, width, right edge, page's right edge, caption] of every table of `page` as Chromium lays it out
-    at 1280 px: a copy of the page with a measuring script, rendered from the same folder (relative links)."""
+def _widths(page: Path, tmp: Path) -> dict[str, list[list]]:
+    """What Chromium lays out at 1280 px, once MathJax has typeset: `tables`, [index, width, right edge, page's
+    right edge, caption] of every table, and `maths`, [index, content width, box width, text] of every display
+    equation; from a copy of the page with a measuring script, rendered from the same folder (relative links)."""
     from bs4 import BeautifulSoup
 
     probe = page.with_name(f".probe-{page.name}")
@@ -267,9 +274,9 @@ def _table_widths(page: Path, tmp: Path) -> list[list]:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
-def test_landing_page_and_no_table_wider_than_its_page(smoke_book, tmp_path):
-    """The landing page renders the findings table, and no table of any page runs past the page's text column
-    (a reader would need a horizontal scroll to see its last columns)."""
+def test_landing_page_and_no_table_or_equation_wider_than_its_page(smoke_book, tmp_path):
+    """The landing page renders the findings table, and no table or display equation of any page runs past the
+    page's text column (a reader would need a horizontal scroll to see its end)."""
     from bs4 import BeautifulSoup
 
     html = smoke_book.parent
@@ -278,11 +285,17 @@ def test_landing_page_and_no_table_wider_than_its_page(smoke_book, tmp_path):
     text = soup.get_text(" ")
     assert "Findings" in text and ("verdict" in text or "No chapter has recorded a claim" in text)
     too_wide = []
-    for page in [intro, *(html / "book" / "executed" / f"{s.stem}.html" for s in chapters(ROOT))]:
-        for i, width, right, limit, caption in _table_widths(page, tmp_path):
+    appendix = sorted(p for p in (html / "book").rglob("*.html") if "executed" not in p.parts and p != intro)
+    assert any(p.parent.name == "spec" for p in appendix), "the appendix's spec pages were not built"
+    for page in [intro, *(html / "book" / "executed" / f"{s.stem}.html" for s in chapters(ROOT)), *appendix]:
+        widths = _widths(page, tmp_path)
+        for i, width, right, limit, caption in widths["tables"]:
             if right > limit:
                 too_wide.append(f"{page.stem} table {i} ({width} px, ends at {right} > {limit}): {caption}")
-    assert not too_wide, "tables wider than the page:\n" + "\n".join(too_wide)
+        for i, content, box, text in widths["maths"]:
+            if content > box + 1:
+                too_wide.append(f"{page.stem} equation {i} ({content} px in a {box} px column): {text}")
+    assert not too_wide, "tables or equations wider than the page:\n" + "\n".join(too_wide)
 
 
 def test_no_table_shows_a_bare_index(smoke_book):

@@ -175,3 +175,14 @@ def test_plural():
     from ferd.book.tables import plural
 
     assert (plural(1, "run"), plural(3, "run"), plural(0, "seed")) == ("1 run", "3 runs", "0 seeds")
+
+
+def test_frame_html_puts_a_named_index_in_the_header_row_and_hides_a_range_index():
+    """The book's tables have one header row: a named index becomes the first column; 0, 1, 2, ... is hidden."""
+    from ferd.book.tables import frame_html
+    named = pd.DataFrame({"Avg (%)": [70.25, 68.5]}, index=pd.Index(["FERD", "DFRD"], name="method"))
+    html = frame_html(named)
+    assert html.count("<tr>") == 3, html  # one header row and two body rows
+    assert ">method<" in html and ">70.25<" in html and ">68.50<" in html
+    plain = frame_html(pd.DataFrame({"gamma": [0.5, 1.0], "Worst (%)": [12.0, float("nan")]}))
+    assert "row_heading" not in plain and ">1.0<" in plain and ">–<" in plain

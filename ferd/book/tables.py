@@ -298,10 +298,32 @@ def column_decimals(values: pd.Series, most: int = 4) -> int:
     return most
 
 
+def frame_html(df: pd.DataFrame) -> str:
+    """A table as the book shows it: without an index that is only 0, 1, 2, ... (it tells a reader nothing), a
+    named index as the first column (so the header is one row, not the column names over a row holding only the
+    index's name), and each float column with the decimals its values need (`column_decimals`) instead of
+    pandas' six."""
+    if not df.columns.is_unique or len(df) > pd.get_option("display.max_rows"):
+        return df._repr_html_()  # pandas' own (it truncates long frames)
+    if df.index.nlevels == 1 and df.index.name is not None and df.index.name not in df.columns:
+        df = df.reset_index()
+    styler = df.style.format({c: f"{{:,.{column_decimals(df[c])}f}}" for c in df.columns
+                              if pd.api.types.is_float_dtype(df[c])}, na_rep="–")
+    if df.index.nlevels == 1 and pd.api.types.is_float_dtype(df.index):  # a tau or gamma index: 1, not 1.000000
+        styler.format_index(f"{{:,.{column_decimals(df.index.to_series())}f}}", axis="index")
+    return styler_html(styler)
+
+
+def styler_html(styler: Any) -> str:
+    """A pandas Styler's HTML, without a 0, 1, 2, ... index."""
+    if isinstance(styler.data.index, pd.RangeIndex):
+        styler.hide(axis="index")
+    return styler.to_html()
+
+
 def use_book_display() -> None:
-    """In a notebook kernel, show a table whose index is only 0, 1, 2, ... without that index (it tells a reader
-    nothing), and each float column with the decimals its values need (`column_decimals`) instead of pandas' six.
-    Called by `ferd.book.plots.set_style`."""
+    """In a notebook kernel, show DataFrames as `frame_html` and Stylers as `styler_html` do. Called by
+    `ferd.book.plots.set_style`."""
     try:
         from IPython import get_ipython
     except ImportError:
@@ -310,20 +332,6 @@ def use_book_display() -> None:
     if shell is None:
         return
     from pandas.io.formats.style import Styler
-
-    def frame_html(df: pd.DataFrame) -> str:
-        if not df.columns.is_unique or len(df) > pd.get_option("display.max_rows"):
-            return df._repr_html_()  # pandas' own (it truncates long frames)
-        styler = df.style.format({c: f"{{:,.{column_decimals(df[c])}f}}" for c in df.columns
-                                  if pd.api.types.is_float_dtype(df[c])}, na_rep="–")
-        if df.index.nlevels == 1 and pd.api.types.is_float_dtype(df.index):  # a tau or gamma index: 1, not 1.000000
-            styler.format_index(f"{{:,.{column_decimals(df.index.to_series())}f}}", axis="index")
-        return styler_html(styler)
-
-    def styler_html(styler: Styler) -> str:
-        if isinstance(styler.data.index, pd.RangeIndex):
-            styler.hide(axis="index")
-        return styler.to_html()
 
     html = shell.display_formatter.formatters["text/html"]
     html.for_type(pd.DataFrame, frame_html)
