@@ -5,7 +5,7 @@
     ferd evaluate --profile cpu --teacher                 # the teacher's per-class table
     ferd evaluate --profile cpu --preset ferd --student fmnist-resnet --out results/x.csv
     ferd health   --profile cpu --preset ferd --preset dfrd_plain --out results/health_cpu.csv
-    ferd book     --profile cpu [--only 05]
+    ferd book     --profile cpu [--only 05 [--only 06]]
 
 Every command takes `--set KEY=VALUE` overrides (the same keys as `ferd.config.make_config`); values are
 parsed as Python literals when possible ("0.5", "True", "(1, 2)"), else kept as strings.
@@ -191,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_health)
     p = sub.add_parser("book", help="execute every chapter with papermill, then build the Jupyter Book")
     p.add_argument("--profile", default="cpu", choices=list(PROFILES))
-    p.add_argument("--only", default=None, help="execute only this chapter (e.g. 05)")
+    p.add_argument("--only", action="append", default=None,
+                   help="execute only this chapter (e.g. 05); repeat it for several (--only 01 --only 04)")
     p.add_argument("--out", default=None, help="output root (default: the repository)")
     p.add_argument("--no-build", action="store_true", help="execute notebooks but skip jupyter-book build")
     p.add_argument("--param", action="append", metavar="[NN:]NAME=VALUE", help="override a chapter parameter "

@@ -100,6 +100,15 @@ def test_select_chapters():
         book.select_chapters(sources, "07")
 
 
+def test_cli_only_takes_several_chapters():
+    """`--only 01 --only 04` executes both chapters (argparse would otherwise keep the last one silently)."""
+    from ferd.cli import build_parser
+
+    args = build_parser().parse_args(["book", "--only", "01", "--only", "04"])
+    assert book.select_chapters([Path("notebooks/01_a.py"), Path("notebooks/04_b.py"), Path("notebooks/05_c.py")],
+                                args.only) == [Path("notebooks/01_a.py"), Path("notebooks/04_b.py")]
+
+
 # ------------------------------------------------------------------------------------------------
 # The runner on a miniature book: execution, status, --only, a failing chapter, the build
 # ------------------------------------------------------------------------------------------------
