@@ -181,11 +181,11 @@ D, m = probe_vulnerability(teacher, x, y, probe, C)
 p_soft = softmax_weights(D, tau=d.class_weight_tau)
 p_minmax = minmax_weights(D, bounds=tuple(d.class_weight_bounds))
 glue("ch03_probe_n", str(n_probe), display=False)
-demo = pd.DataFrame({"class": classes, "attack success (%)": [100 * float((m[y == c] < 0).float().mean())
+demo = pd.DataFrame({"class": classes, "attack success (%)": [round(100 * float((m[y == c] < 0).float().mean()))
                                                               for c in range(C)],
-                     "D_c": D.numpy().round(3), "softmax p_c": p_soft.numpy().round(4),
-                     "min-max p_c": p_minmax.numpy().round(4)})
-demo
+                     "D_c": D.double().numpy().round(3), "softmax p_c": p_soft.double().numpy().round(4),
+                     "min-max p_c": p_minmax.double().numpy().round(4)})
+demo.set_index("class")
 
 # %% [markdown]
 # {numref}`fig-ch03-one-batch-weights` shows the two rules side by side. The softmax weights follow the *differences* of the vulnerabilities in logit
@@ -356,7 +356,12 @@ glue("ch03_alert", f"{max_p_alert:g}", display=False)
 glue("ch03_max_p_verdict", alert, display=False)
 glue("ch03_most_weighted", pd.Series(top_class).mode().iloc[0], display=False)
 print(alert)
-pd.DataFrame({"epoch": hist["epoch"], "max_p": max_p.round(4), "most vulnerable class": top_class})
+
+# %% [markdown]
+# The epoch-by-epoch values behind the figure (folded; click to show):
+
+# %% tags=["hide-output"]
+pd.DataFrame({"epoch": hist["epoch"], "max_p": max_p.round(3), "most vulnerable class": top_class}).set_index("epoch")
 
 # %% [markdown]
 # ```{glue:figure} ch03_max_p_fig
@@ -498,7 +503,7 @@ chapter_claims = [comparison_claim(f"FERD's reweighting samples the teacher's we
                                    origin="book")]  # saved with the oracle's claim below
 print(probe_text)
 pd.DataFrame({"class": classes, "teacher PGD (%)": 100 * t_pgd, "mean weight, synthetic probe (%)": 100 * W.mean(axis=0),
-              "weight on real images (%)": 100 * p_soft.numpy()}).round(1)
+              "weight on real images (%)": 100 * p_soft.double().numpy()}).round(1).set_index("class")
 
 # %% [markdown]
 # ```{glue:figure} ch03_probe_vs_real_fig
@@ -688,7 +693,9 @@ pgd_only = make_config(profile, preset, overrides=dict(student=student, seed=see
                                                       **{"attack.attacks": ["pgd"]}))  # what is compared below
 custom_pc = experiments.evaluate_model(pgd_only, custom.student, "student-final", custom.key, progress=False)
 custom_pc.insert(0, "preset", "ferd + sqrt_rule")
-print(f"sqrt_rule run {rule_id}: largest weight per epoch", custom.history["max_p"].round(3).tolist())
+sqrt_max_p = np.asarray(custom.history["max_p"], dtype=float)
+print(f"sqrt_rule run {rule_id}: largest class weight {sqrt_max_p.mean():.3f} on average over "
+      f"{len(sqrt_max_p)} epochs (at most {sqrt_max_p.max():.3f}; uniform is {1 / C:.3f}).")
 
 # %% [markdown]
 # {numref}`fig-ch03-custom-rule` compares the sqrt rule with the paper's softmax rule: the largest weight over
