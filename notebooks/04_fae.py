@@ -388,7 +388,7 @@ fae_health = pd.DataFrame([{
     "worst-class agreement, mean over epochs (%)": 100 * float(h["agree_pool_worst"].mean()),
 } for name, h in hists.items()]).set_index("run")
 ferd.book.tables.save_results(fae_health.reset_index(), "ch04_fae_health", profile)
-fae_health
+fae_health.round(1)
 
 # %% [markdown]
 # ```{glue:figure} ch04_nonrobust_over_epochs_fig
