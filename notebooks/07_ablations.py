@@ -120,6 +120,7 @@ glue("ch07_eval_set", (f"the first {n_eval} test images of each class" if n_eval
      display=False)
 glue("ch07_robust", ATTACK_LABELS[ROBUST], display=False)
 glue("ch07_student", student, display=False)
+glue("ch07_seed", str(seed), display=False)
 
 labels = {**PRESET_LABELS, **{p: f"{preset_label(p)} (not in the paper)" for p in extra_presets}}
 ours = ferd.book.tables.side_by_side(summary, None, rows="preset", cols="attack", metrics=("avg", "worst"),
@@ -130,7 +131,7 @@ print(ferd.book.tables.provenance_caption(profile, base.dataset, seed, list(summ
 ours
 
 # %% [markdown]
-# Our ablation at one seed (`seed`), student {glue:text}`ch07_student`, evaluated on {glue:text}`ch07_eval_set`;
+# Our ablation at seed {glue:text}`ch07_seed`, student {glue:text}`ch07_student`, evaluated on {glue:text}`ch07_eval_set`;
 # accuracies in percent. The paper's ablation (CIFAR-10, WRN-34-10 teacher, ResNet-18 student) follows, printed
 # from the paper-numbers file. It is a different dataset and different networks, so its numbers are there to
 # compare the *pattern* of the rows, not the values.
@@ -309,11 +310,12 @@ for p in [q for q in all_presets if q != "ferd"]:
                                      "paper_key": paper_key})
                 claims.append(claim)
 seed_table = pd.DataFrame(rows)
-ferd.book.tables.save_results(seed_table, "ch07_verdicts", profile)
+ferd.book.tables.save_results(seed_table.round(3), "ch07_verdicts", profile)
 save_claims(claims, "07_ablations", profile)
 ferd.book.health.record_health(seed_cfgs.values(), "07_ablations", profile)
 display(seed_table.style.hide(axis="index").format({"FERD": "{:.2f}", "row mean": "{:.2f}", "FERD − row": "{:+.2f}"})
-        .set_caption("Full FERD against each ablation over paired seeds, accuracies in percent. "
+        .set_caption("Full FERD against each ablation over paired seeds, accuracies in percent; one image moves a "
+                     f"class by {resolution}. "
                      + ferd.book.tables.provenance_caption(profile, base.dataset, seeds,
                                                            list(seed_summary["config_hash"].unique()),
                                                            paper_dataset=None)))
