@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from ferd.book.health import failed_checks, run_health
+from ferd.book.health import failed_checks, run_health, setting
 from ferd.config import make_config
 
 HEALTHY = {"agree_pool": 0.9, "agree_pool_worst": 0.7, "nonrobust_mean": 0.6, "max_p_above": 0.0,
@@ -62,3 +62,26 @@ def test_chapter_health_files_merge_into_one_row_per_run(tmp_path, monkeypatch):
     assert sorted(merged["run"]) == ["abc", "def"]
     text = health.health_summary_markdown(merged)
     assert "1 of 2 runs" in text and "| dfhl | fmnist-resnet | 0 | `def` | pool agreement" in text
+
+
+def test_setting_names_what_a_run_changes_from_its_preset():
+    assert setting(make_config("cpu", "ferd", seed=3, student="fmnist-mobilenet")) == ""
+    assert setting(make_config("cpu", "ferd", overrides={"distill.gamma": 0.5})) == "distill.gamma=0.5"
+    two = setting(make_config("cpu", "ferd", overrides={"class_weight_tau": 2.0, "attack.eps": 0.2}))
+    assert "distill.class_weight_tau=2" in two and "attack.eps=0.2" in two
+
+
+def test_the_landing_page_names_a_variant_run(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from ferd.book import health, tables
+
+    monkeypatch.setenv("FERD_OUTPUT", str(tmp_path))
+    row = {"preset": "ferd", "setting": "distill.class_weight_tau=2", "student": "fmnist-resnet", "seed": 0,
+           "run": "abc", "failed": "PGD 53% < 75% of the teacher's"}
+    tables.save_results(pd.DataFrame([row]), "health_03_reweighting", "cpu")
+    tables.save_results(pd.DataFrame([{**row, "run": "old", "failed": "x"}]).drop(columns="setting"),
+                        "health_02_diagnosis", "cpu")  # written before the column existed
+    text = health.health_summary_markdown(health.merged_health("cpu"))
+    assert "| ferd (`distill.class_weight_tau=2`) | fmnist-resnet | 0 | `abc` |" in text
+    assert "| ferd | fmnist-resnet | 0 | `old` |" in text

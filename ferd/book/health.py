@@ -11,13 +11,14 @@ knows. `run_health` reads these from a finished run's per-epoch history and its 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 
 import pandas as pd
 
 from ferd.book import experiments
-from ferd.config import Config
+from ferd.config import Config, make_config
 from ferd.method.methods import method_class
 from ferd.toolkit import artifacts
 
@@ -46,7 +47,7 @@ def run_health(cfg: Config, store: artifacts.ArtifactStore | None = None, progre
         rows = summary[summary["attack"] == attack]
         return float(rows[metric].iloc[0]) if len(rows) else math.nan
 
-    row = {"preset": cfg.preset, "student": cfg.student, "seed": cfg.seed, "run": res.key,
+    row = {"preset": cfg.preset, "setting": setting(cfg), "student": cfg.student, "seed": cfg.seed, "run": res.key,
            "agree_pool": float(last.get("agree_pool", math.nan)),
            "agree_pool_worst": float(last.get("agree_pool_worst", math.nan)),
            "nonrobust_mean": float(h["nonrobust"].mean()) if "nonrobust" in h else math.nan,
@@ -59,6 +60,20 @@ def run_health(cfg: Config, store: artifacts.ArtifactStore | None = None, progre
         row["agree_pool"] = row["agree_pool_worst"] = math.nan
     row["failed"] = "; ".join(failed_checks(row, uses_generator="generator" in method.needs and method.labels_by_sampling))
     return row
+
+
+def setting(cfg: Config) -> str:
+    """What a run changes from its preset at the same profile, student and seed ('gamma=0.5'; '' for none), so
+    that two runs of one preset and seed (chapter 3's temperatures, chapter 5's gamma sweep) can be told apart."""
+    base = make_config(cfg.profile, cfg.preset, student=cfg.student, seed=cfg.seed, device=cfg.device)
+    changed = []
+    for section in ("teacher", "distill"):
+        ours, default = dataclasses.asdict(getattr(cfg, section)), dataclasses.asdict(getattr(base, section))
+        changed += [f"{section}.{k}={v:g}" if isinstance(v, float) else f"{section}.{k}={v}"
+                    for k, v in ours.items() if v != default[k]]
+    if cfg.attack.eps != base.attack.eps:
+        changed.append(f"attack.eps={cfg.attack.eps:g}")
+    return ", ".join(changed)
 
 
 def failed_checks(row: dict, uses_generator: bool = True) -> list[str]:
@@ -119,7 +134,10 @@ def merged_health(profile: str) -> pd.DataFrame:
     frames = [pd.read_csv(p, keep_default_na=False) for p in sorted(folder.glob(f"{HEALTH_FILE}_[0-9][0-9]_*.csv"))]
     if not frames:
         return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True).drop_duplicates("run").reset_index(drop=True)
+    merged = pd.concat(frames, ignore_index=True).drop_duplicates("run").reset_index(drop=True)
+    if "setting" in merged:  # a chapter file written before the column existed leaves NaN
+        merged["setting"] = merged["setting"].fillna("")
+    return merged
 
 
 def health_summary_markdown(df: pd.DataFrame) -> str:
@@ -133,6 +151,12 @@ def health_summary_markdown(df: pd.DataFrame) -> str:
     if len(failed):
         text += (" These do not, and every result that uses them is to be read with that in mind:\n\n"
                  "| method | student | seed | run | precondition missed |\n|---|---|---|---|---|\n"
-                 + "".join(f"| {r.preset} | {r.student} | {r.seed} | `{r.run}` | {r.failed} |\n"
+                 + "".join(f"| {_method(r)} | {r.student} | {r.seed} | `{r.run}` | {r.failed} |\n"
                            for r in failed.itertuples()))
     return text + "\n"
+
+
+def _method(row) -> str:
+    """The preset, with what the run changes from it ('ferd (distill.gamma=0.5)')."""
+    changed = str(getattr(row, "setting", "") or "")
+    return f"{row.preset} (`{changed}`)" if changed else str(row.preset)
