@@ -163,22 +163,29 @@ print(f"{len(per_class)} students and the teacher evaluated under {', '.join(ATT
 #
 # One table per student: rows are the methods and the teacher (the same robust teacher for every student),
 # columns the attacks, with Avg, Worst and NSD (accuracies in percent). The last column is the hash of the
-# configuration that produced the row, so every cell can be traced to its run.
+# configuration that produced the row, so every cell can be traced to its run. AutoAttack, run only for the
+# teacher and the methods of `aa_methods` and on fewer images, has a table of its own below each student's, with
+# the number of images per class that sets its resolution.
 
 # %%
 teacher_label = f"Teacher ({base.teacher.arch})"
 labels = {**PRESET_LABELS, "teacher": teacher_label}
-ours_tables = {}
 for st in students:
     rows = pd.concat([teacher_summary, summary[summary["student"] == st]], ignore_index=True)
-    table = ferd.book.tables.side_by_side(rows, None, rows="preset", cols="attack", cell="{ours}", labels=labels)
-    table = table.fillna("not run")  # AutoAttack only for `aa_methods` and the teacher
-    table[("run", "config")] = list(rows.drop_duplicates("preset")["config_hash"])
-    ours_tables[st] = table
-    caption = (f"Ours: student {st}. "
-               + ferd.book.tables.provenance_caption(profile, base.dataset, seed, list(rows["config_hash"].unique()),
-                                                paper_dataset=None).removeprefix("Ours: "))
-    display(table.style.set_caption(caption))
+    provenance = ferd.book.tables.provenance_caption(profile, base.dataset, seed, list(rows["config_hash"].unique()),
+                                                     paper_dataset=None).removeprefix("Ours: ")
+    standard = rows[rows["attack"] != "aa"]
+    table = ferd.book.tables.side_by_side(standard, None, rows="preset", cols="attack", cell="{ours}", labels=labels)
+    table[("run", "config")] = list(standard.drop_duplicates("preset")["config_hash"])
+    display(table.style.set_caption(f"Ours: student {st}. {provenance}"))
+    aa = rows[rows["attack"] == "aa"]
+    if len(aa):
+        aa_table = ferd.book.tables.side_by_side(aa, None, rows="preset", cols=None, cell="{ours}", labels=labels)
+        aa_table["images per class"] = list(aa.drop_duplicates("preset")["n_per_class"])
+        aa_table["resolution (points)"] = [f"{100 / n:.2g}" for n in aa_table["images per class"]]
+        aa_table["config"] = list(aa.drop_duplicates("preset")["config_hash"])
+        display(aa_table.style.set_caption(f"AutoAttack, student {st} (the methods of aa_methods and the teacher). "
+                                           + provenance))
 
 # %% [markdown]
 # ## The paper's Table 1, for orientation
