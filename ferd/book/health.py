@@ -63,9 +63,9 @@ def run_health(cfg: Config, store: artifacts.ArtifactStore | None = None, progre
 
 
 def setting(cfg: Config) -> str:
-    """What a run changes from its preset at the same profile, student and seed
-    ('distill.gamma=0.5'; '' for none), so
-    that two runs of one preset and seed (chapter 3's temperatures, chapter 5's gamma sweep) can be told apart."""
+    """What a run changes from its preset at the same profile, student and seed ('distill.gamma=0.5'; '' for
+    none), so that two runs of one preset and seed (chapter 3's temperatures, chapter 5's gamma sweep) can be told
+    apart."""
     base = make_config(cfg.profile, cfg.preset, student=cfg.student, seed=cfg.seed, device=cfg.device)
     changed = []
     for section in ("teacher", "distill"):
