@@ -317,6 +317,9 @@ s_sum = summ[(summ["model"] == main) & (summ["attack"] == "pgd")].iloc[0]
 t_sum = summ[(summ["checkpoint"] == "teacher") & (summ["attack"] == "pgd")].iloc[0]
 loss_per_class = (tea_pgd - stu_pgd)
 worst_student = [classes[c] for c in stu_pgd.index[stu_pgd == stu_pgd.min()]]
+# per-class numbers get the decimals their images per class allow (1,000 images: 0.1 points)
+per_class_images = float(teacher_pc[teacher_pc["attack"] == "pgd"]["count"].min())
+dc = ferd.book.tables.resolution_digits(per_class_images)
 if worst_student == [expected_worst]:
     verdict = f"As expected, {expected_worst} is the student's worst class under PGD."
 elif expected_worst in worst_student:
@@ -324,19 +327,19 @@ elif expected_worst in worst_student:
                f"{', '.join(c for c in worst_student if c != expected_worst)}.")
 else:
     verdict = (f"The student's worst class under PGD is {', '.join(worst_student)}, not {expected_worst} "
-               f"({expected_worst}: {100 * float(stu_pgd[classes.index(expected_worst)]):.2f}%).")
+               f"({expected_worst}: {100 * float(stu_pgd[classes.index(expected_worst)]):.{dc}f}%).")
 nsd_word = "higher" if s_sum["nsd"] > t_sum["nsd"] else "not higher"
 glue("ch02_student_pgd_avg", f"{100 * s_sum['avg']:.2f}", display=False)
-glue("ch02_student_pgd_worst", f"{100 * s_sum['worst']:.2f}", display=False)
+glue("ch02_student_pgd_worst", f"{100 * s_sum['worst']:.{dc}f}", display=False)
 glue("ch02_student_pgd_nsd", f"{s_sum['nsd']:.3f}", display=False)
 glue("ch02_teacher_pgd_nsd", f"{t_sum['nsd']:.3f}", display=False)
 glue("ch02_nsd_word", nsd_word, display=False)
 glue("ch02_worst_verdict", verdict, display=False)
 glue("ch02_most_lost", classes[int(loss_per_class.idxmax())], display=False)
-glue("ch02_most_lost_pts", f"{100 * float(loss_per_class.max()):.2f}", display=False)
-pd.DataFrame({"class": classes, "teacher PGD (%)": (100 * tea_pgd.values).round(2),
-              "student PGD (%)": (100 * stu_pgd.values).round(2),
-              "lost (points)": (100 * loss_per_class.values).round(2)})
+glue("ch02_most_lost_pts", f"{100 * float(loss_per_class.max()):.{dc}f}", display=False)
+pd.DataFrame({"class": classes, "teacher PGD (%)": (100 * tea_pgd.values).round(dc),
+              "student PGD (%)": (100 * stu_pgd.values).round(dc),
+              "lost (points)": (100 * loss_per_class.values).round(dc)})
 
 # %% [markdown]
 # The {glue:text}`ch02_nsd_word` NSD of the student ({glue:text}`ch02_student_pgd_nsd` against the teacher's
@@ -396,8 +399,11 @@ plt.close(fig)
 # The gap at the first and the last evaluated epoch, and whether it grew:
 
 # %%
-gap_table = pd.DataFrame({"epoch": track["epoch"], "PGD Avg (%)": (100 * acc.mean(axis=1)).round(2),
-                          "gap (points)": (100 * track_gap).round(2), "NSD": track_nsd.round(3)})
+# the tracking subset has d.track_per_class images per class: its per-class step is 100 / n points
+dt = ferd.book.tables.resolution_digits(d.track_per_class)
+dt_avg = ferd.book.tables.resolution_digits(d.track_per_class * C)
+gap_table = pd.DataFrame({"epoch": track["epoch"], "PGD Avg (%)": (100 * acc.mean(axis=1)).round(dt_avg),
+                          "gap (points)": (100 * track_gap).round(dt), "NSD": track_nsd.round(3)})
 ferd.book.tables.save_results(gap_table, "ch02_gap", profile)
 if len(track) >= 2:
     g0, g1 = 100 * track_gap[0], 100 * track_gap[-1]
@@ -411,8 +417,8 @@ if len(track) >= 2:
     else:
         growth = ("Neither the gap nor the NSD grew between the first and the last evaluated epoch: unlike the "
                   "paper's CIFAR-10 students, this run does not show a widening gap.")
-    glue("ch02_gap_first", f"{g0:.2f}", display=False)
-    glue("ch02_gap_last", f"{g1:.2f}", display=False)
+    glue("ch02_gap_first", f"{g0:.{dt}f}", display=False)
+    glue("ch02_gap_last", f"{g1:.{dt}f}", display=False)
     glue("ch02_gap_first_epoch", str(int(track["epoch"].iloc[0])), display=False)
     glue("ch02_gap_last_epoch", str(int(track["epoch"].iloc[-1])), display=False)
 else:
@@ -478,10 +484,11 @@ concentration = np.divide(np.nanmax(np.nan_to_num(off, nan=-1), axis=1), wrong, 
                           where=wrong > 0)
 glue("ch02_top_source", str(top["source"]), display=False)
 glue("ch02_top_target", str(top["target"]), display=False)
-glue("ch02_top_fraction", f"{100 * float(top['fraction']):.2f}", display=False)
-glue("ch02_concentration", f"{100 * float(np.nanmean(concentration)):.2f}" if np.isfinite(concentration).any()
+glue("ch02_top_fraction", f"{100 * float(top['fraction']):.{dc}f}", display=False)
+glue("ch02_concentration", f"{100 * float(np.nanmean(concentration)):.1f}" if np.isfinite(concentration).any()
      else "n/a", display=False)
-flows.head(8).assign(fraction=lambda f: (100 * f["fraction"]).round(2))
+(flows.head(8).reset_index(drop=True).assign(fraction=lambda f: (100 * f["fraction"]).round(dc))
+ .rename(columns={"fraction": "fraction (%)"}))
 
 # %% [markdown]
 # The largest flow sends {glue:text}`ch02_top_fraction`% of the {glue:text}`ch02_top_source` images to
@@ -503,7 +510,8 @@ if targeted_per_class > 0:
     ferd.book.plots.save_figure(fig, "ch02_targeted_success", folder=FIG_DIR)
     easiest = np.unravel_index(np.nanargmax(S), S.shape)
     glue("ch02_targeted_note", f"The easiest targeted move is {classes[easiest[0]]} into {classes[easiest[1]]} "
-         f"({100 * S[easiest]:.2f}% success); the hardest target overall is "
+         f"({100 * S[easiest]:.{ferd.book.tables.resolution_digits(targeted_per_class)}f}% success); the hardest "
+         "target overall is "
          f"{classes[int(np.nanargmin(np.nanmean(S, axis=0)))]}.", display=False)
 else:
     glue("ch02_targeted_note", "The targeted matrix was skipped (targeted_per_class = 0).", display=False)
