@@ -256,6 +256,12 @@ def worst_of(st, method, attack):
     return float(row["worst"].iloc[0]) if len(row) else float("nan")
 
 
+def pct(x, st, attack):
+    """A worst-class accuracy with the decimals its images per class allow (1,000: 0.1 points; AA's 100: 1 point)."""
+    n = summary[(summary["student"] == st) & (summary["attack"] == attack)]["n_per_class"].min()
+    return f"{100 * x:.{ferd.book.tables.resolution_digits(n)}f}"
+
+
 sentences, wins_plain, wins_best, n_cases = [], 0, 0, 0
 for st in students:
     for attack in ROBUST:
@@ -267,18 +273,20 @@ for st in students:
         n_cases += 1
         wins_plain += d_plain > 0
         wins_best += d_best > 0
-        text = (f"{st}, {ATTACK_LABELS[attack]}: FERD's weakest class reaches {100 * f:.2f}%, "
-                f"{'above' if d_plain > 0 else 'not above'} plain DFRD's {100 * plain:.2f}% ({d_plain:+.2f} points)")
+        text = (f"{st}, {ATTACK_LABELS[attack]}: FERD's weakest class reaches {pct(f, st, attack)}%, "
+                f"{'above' if d_plain > 0 else 'not above'} plain DFRD's {pct(plain, st, attack)}% "
+                f"({'+' if d_plain >= 0 else '−'}{pct(abs(d_plain) / 100, st, attack)} points)")
         if best != "dfrd_plain":
             text += (f", and {'above' if d_best > 0 else 'not above'} the best other data-free method, "
-                     f"{preset_label(best)}, at {100 * b:.2f}% ({d_best:+.2f} points)")
+                     f"{preset_label(best)}, at {pct(b, st, attack)}% "
+                     f"({'+' if d_best >= 0 else '−'}{pct(abs(d_best) / 100, st, attack)} points)")
         else:
             text += ", which is also the best of the data-free baselines"
         real = [m for m in methods if not data_free[m] and worst_of(st, m, attack) == worst_of(st, m, attack)]
         if real:
             top = max(real, key=lambda m: worst_of(st, m, attack))
             name = preset_label(top).replace(" (real data)", "")
-            text += f"; with real data, {name} reaches {100 * worst_of(st, top, attack):.2f}%"
+            text += f"; with real data, {name} reaches {pct(worst_of(st, top, attack), st, attack)}%"
         sentences.append(text + ".")
 overall = (f"At this seed, FERD's weakest class is above plain DFRD's in {wins_plain} of {n_cases} cases and above "
            f"the best other data-free method's in {wins_best} of {n_cases}.")
@@ -411,7 +419,7 @@ for st in students:
     d_worst = 100 * (ck.loc[(st, "best_clean", x), "worst"] - ck.loc[(st, "final", x), "worst"])
     parts.append(f"for {st} the best-clean checkpoint is from epoch {epoch} of {last}; against the final student its "
                  f"clean average differs by {d_clean:+.2f} points and its {ATTACK_LABELS[x]} worst class by "
-                 f"{d_worst:+.2f} points")
+                 f"{d_worst:+.1f} points")
 glue("ch06_checkpoints", "; ".join(parts), display=False)
 
 # %% [markdown]

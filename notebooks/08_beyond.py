@@ -213,16 +213,16 @@ worst_class = {p: robust_pc[preset_label(p)].idxmin() for p in ("ferd", "ferd_re
 diff = 100 * (w_paper - w_rel)
 if abs(diff) < 0.5:
     verdict = (f"the two variants end up with practically the same weakest-class robust accuracy "
-               f"({100 * w_paper:.2f}% vs {100 * w_rel:.2f}%)")
+               f"({100 * w_paper:.1f}% vs {100 * w_rel:.1f}%)")
 elif diff > 0:
-    verdict = (f"the paper's reading gives the weakest class {diff:.2f} points more robust accuracy than the "
-               f"released code ({100 * w_paper:.2f}% vs {100 * w_rel:.2f}%)")
+    verdict = (f"the paper's reading gives the weakest class {diff:.1f} points more robust accuracy than the "
+               f"released code ({100 * w_paper:.1f}% vs {100 * w_rel:.1f}%)")
 else:
-    verdict = (f"the released code gives the weakest class {-diff:.2f} points more robust accuracy than the "
-               f"paper's reading ({100 * w_rel:.2f}% vs {100 * w_paper:.2f}%)")
+    verdict = (f"the released code gives the weakest class {-diff:.1f} points more robust accuracy than the "
+               f"paper's reading ({100 * w_rel:.1f}% vs {100 * w_paper:.1f}%)")
 maxp = {p: float(history[p]["max_p"].max()) for p in history}
 glue("ch08_released_verdict", verdict, display=False)
-glue("ch08_released_avg", f"{100 * a_paper:.2f}% (paper's reading) and {100 * a_rel:.2f}% (released code)",
+glue("ch08_released_avg", f"{100 * a_paper:.1f}% (paper's reading) and {100 * a_rel:.1f}% (released code)",
      display=False)
 glue("ch08_worst_classes", f"{worst_class['ferd']} for both" if worst_class["ferd"] == worst_class["ferd_released"]
      else f"{worst_class['ferd']} (paper's reading) and {worst_class['ferd_released']} (released code)",
