@@ -23,8 +23,8 @@ def test_a_healthy_row_passes():
     ({"nonrobust_mean": 1.0}, "FAE mask degenerate (100% non-robust)"),
     ({"nonrobust_mean": 0.0}, "FAE mask degenerate (0% non-robust)"),
     ({"max_p_above": 0.9}, "class weights collapsed"),
-    ({"clean": 0.5}, "clean 50% < 85% of the teacher's"),
-    ({"pgd": 0.3}, "PGD 30% < 75% of the teacher's"),
+    ({"clean": 0.5}, "clean 50.0% < 74.8% (85% of the teacher's 88.0%)"),
+    ({"pgd": 0.3}, "PGD 30.0% < 54.0% (75% of the teacher's 72.0%)"),
     ({"clean_worst": 0.0}, "a class at 0% clean"),
 ])
 def test_each_precondition_is_named_when_missed(change, words):
@@ -78,7 +78,7 @@ def test_the_landing_page_names_a_variant_run(tmp_path, monkeypatch):
 
     monkeypatch.setenv("FERD_OUTPUT", str(tmp_path))
     row = {"preset": "ferd", "setting": "distill.class_weight_tau=2", "student": "fmnist-resnet", "seed": 0,
-           "run": "abc", "failed": "PGD 53% < 75% of the teacher's"}
+           "run": "abc", "failed": "PGD 52.4% < 53.0% (75% of the teacher's 70.7%)"}
     tables.save_results(pd.DataFrame([row]), "health_03_reweighting", "cpu")
     tables.save_results(pd.DataFrame([{**row, "run": "old", "failed": "x"}]).drop(columns="setting"),
                         "health_02_diagnosis", "cpu")  # written before the column existed

@@ -91,9 +91,11 @@ def failed_checks(row: dict, uses_generator: bool = True) -> list[str]:
     if row["max_p_above"] > MAX_WEIGHT_SHARE:
         out.append(f"class weights collapsed (max p > {MAX_WEIGHT} in {row['max_p_above']:.0%} of epochs)")
     if not row["clean"] >= MIN_CLEAN_RATIO * row["teacher_clean"]:
-        out.append(f"clean {row['clean']:.0%} < {MIN_CLEAN_RATIO:.0%} of the teacher's")
+        out.append(f"clean {row['clean']:.1%} < {MIN_CLEAN_RATIO * row['teacher_clean']:.1%} "
+                   f"({MIN_CLEAN_RATIO:.0%} of the teacher's {row['teacher_clean']:.1%})")
     if not row["pgd"] >= MIN_PGD_RATIO * row["teacher_pgd"]:
-        out.append(f"PGD {row['pgd']:.0%} < {MIN_PGD_RATIO:.0%} of the teacher's")
+        out.append(f"PGD {row['pgd']:.1%} < {MIN_PGD_RATIO * row['teacher_pgd']:.1%} "
+                   f"({MIN_PGD_RATIO:.0%} of the teacher's {row['teacher_pgd']:.1%})")
     if not row["clean_worst"] > MIN_CLASS_CLEAN:
         out.append(f"a class at {row['clean_worst']:.0%} clean")
     return out
