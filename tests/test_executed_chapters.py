@@ -25,7 +25,7 @@ def test_scrub_replaces_this_machines_paths(tmp_path):
 
 # Chapters whose committed execution predates the final re-run of issue 12 (provenance 4018490+dirty). The list
 # must shrink to nothing with that re-run: a chapter on it that passes fails the suite (strict), so it is removed.
-PREDATE_RERUN = {"02_diagnosis", "06_main_table", "08_beyond"}
+PREDATE_RERUN = {"06_main_table", "08_beyond"}
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(
