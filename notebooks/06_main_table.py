@@ -165,22 +165,30 @@ print(f"{len(per_class)} students and the teacher evaluated under {', '.join(ATT
 # columns the attacks, with Avg, Worst and NSD (accuracies in percent). The last column is the hash of the
 # configuration that produced the row, so every cell can be traced to its run. AutoAttack, run only for the
 # teacher and the methods of `aa_methods` and on fewer images, has a table of its own below each student's, with
-# the number of images per class that sets its resolution.
+# the number of images per class that sets its resolution. A method marked † has a run that misses a precondition
+# of a healthy run (chapter 2): the caption says which, and its numbers are to be read with that in mind.
 
 # %%
 teacher_label = f"Teacher ({base.teacher.arch})"
 labels = {**PRESET_LABELS, "teacher": teacher_label}
+health_main = ferd.book.health.record_health(cfgs.values(), "06_main_table", profile)
 for st in students:
     rows = pd.concat([teacher_summary, summary[summary["student"] == st]], ignore_index=True)
     provenance = ferd.book.tables.provenance_caption(profile, base.dataset, seed, list(rows["config_hash"].unique()),
                                                      paper_dataset=None).removeprefix("Ours: ")
+    sick = health_main[(health_main["student"] == st) & (health_main["failed"] != "")]
+    st_labels = {**labels, **{p: labels.get(p, p) + " †" for p in sick["preset"]}}
+    health_note = (" † misses a precondition: " + "; ".join(f"{labels.get(r.preset, r.preset)}: "
+                                                             + r.failed.replace("; ", ", ") for r in sick.itertuples())
+                   + "." if len(sick) else " Every run meets the preconditions of chapter 2.")
     standard = rows[rows["attack"] != "aa"]
-    table = ferd.book.tables.side_by_side(standard, None, rows="preset", cols="attack", cell="{ours}", labels=labels)
+    table = ferd.book.tables.side_by_side(standard, None, rows="preset", cols="attack", cell="{ours}",
+                                          labels=st_labels)
     table[("run", "config")] = list(standard.drop_duplicates("preset")["config_hash"])
-    display(table.style.set_caption(f"Ours: student {st}. {provenance}"))
+    display(table.style.set_caption(f"Ours: student {st}. {provenance}{health_note}"))
     aa = rows[rows["attack"] == "aa"]
     if len(aa):
-        aa_table = ferd.book.tables.side_by_side(aa, None, rows="preset", cols=None, cell="{ours}", labels=labels)
+        aa_table = ferd.book.tables.side_by_side(aa, None, rows="preset", cols=None, cell="{ours}", labels=st_labels)
         aa_table["images per class"] = list(aa.drop_duplicates("preset")["n_per_class"])
         aa_table["resolution (points)"] = [f"{100 / n:.2g}" for n in aa_table["images per class"]]
         aa_table["config"] = list(aa.drop_duplicates("preset")["config_hash"])
