@@ -122,7 +122,8 @@ print(f"profile {cfg.profile}: {d.epochs} epochs ({d.warmup} warm-up), batch {d.
 # Nothing in {eq}`ch02-generator` or {eq}`ch02-student` looks at how robust each class is: every class gets
 # the same number of synthetic images. `ferd.book.experiments.distill` trains the student (or loads the finished run
 # from the artifact store) and returns its history, one row per epoch. The next cell also trains the runs of the
-# health check below (one per method and student).
+# health check below (one per method and student), and shows the history at the epochs where the student's clean
+# and PGD accuracy are tracked (on the first `track_per_class` test images of each class).
 
 # %%
 # every run of the chapter (the diagnosed students and the health check's methods) trained side by side, one
@@ -133,7 +134,12 @@ res = runs[main]
 hist = res.history
 classes = experiments.eval_split(cfg).classes
 C = len(classes)
-hist[["epoch", "lr", "gen_total", "student_loss", "acc_clean", "acc_pgd"]].round(4)
+tracked = hist[hist["acc_pgd"].notna()]
+d_track = ferd.book.tables.resolution_digits(d.track_per_class * C)
+pd.DataFrame({"epoch": tracked["epoch"], "learning rate": tracked["lr"].round(4),
+              "generator loss": tracked["gen_total"].round(2), "student loss": tracked["student_loss"].round(3),
+              "tracked clean (%)": (100 * tracked["acc_clean"]).round(d_track),
+              "tracked PGD (%)": (100 * tracked["acc_pgd"]).round(d_track)}).reset_index(drop=True)
 
 # %% [markdown]
 # ## Is the miniature healthy?

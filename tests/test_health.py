@@ -18,14 +18,14 @@ def test_a_healthy_row_passes():
 
 
 @pytest.mark.parametrize("change, words", [
-    ({"agree_pool": 0.057}, "pool agreement 6% < 80%"),
-    ({"agree_pool_worst": 0.0}, "worst-class agreement 0% < 50%"),
+    ({"agree_pool": 0.057}, "pool agreement 5.7% < 80%"),
+    ({"agree_pool_worst": 0.0}, "worst-class agreement 0.0% < 50%"),
     ({"nonrobust_mean": 1.0}, "FAE mask degenerate (100% non-robust)"),
     ({"nonrobust_mean": 0.0}, "FAE mask degenerate (0% non-robust)"),
     ({"max_p_above": 0.9}, "class weights collapsed"),
     ({"clean": 0.5}, "clean 50.0% < 74.8% (85% of the teacher's 88.0%)"),
     ({"pgd": 0.3}, "PGD 30.0% < 54.0% (75% of the teacher's 72.0%)"),
-    ({"clean_worst": 0.0}, "a class at 0% clean"),
+    ({"clean_worst": 0.0}, "a class at 0.0% clean (bar: above 20%)"),
 ])
 def test_each_precondition_is_named_when_missed(change, words):
     failed = failed_checks({**HEALTHY, **change})

@@ -82,9 +82,9 @@ def failed_checks(row: dict, uses_generator: bool = True) -> list[str]:
     out = []
     if uses_generator:
         if not row["agree_pool"] >= MIN_AGREEMENT:
-            out.append(f"pool agreement {row['agree_pool']:.0%} < {MIN_AGREEMENT:.0%}")
+            out.append(f"pool agreement {row['agree_pool']:.1%} < {MIN_AGREEMENT:.0%}")
         if not row["agree_pool_worst"] >= MIN_CLASS_AGREEMENT:
-            out.append(f"worst-class agreement {row['agree_pool_worst']:.0%} < {MIN_CLASS_AGREEMENT:.0%}")
+            out.append(f"worst-class agreement {row['agree_pool_worst']:.1%} < {MIN_CLASS_AGREEMENT:.0%}")
     nr = row["nonrobust_mean"]
     if not math.isnan(nr) and not NONROBUST_BOUNDS[0] < nr < NONROBUST_BOUNDS[1]:
         out.append(f"FAE mask degenerate ({nr:.0%} non-robust)")
@@ -97,7 +97,7 @@ def failed_checks(row: dict, uses_generator: bool = True) -> list[str]:
         out.append(f"PGD {row['pgd']:.1%} < {MIN_PGD_RATIO * row['teacher_pgd']:.1%} "
                    f"({MIN_PGD_RATIO:.0%} of the teacher's {row['teacher_pgd']:.1%})")
     if not row["clean_worst"] > MIN_CLASS_CLEAN:
-        out.append(f"a class at {row['clean_worst']:.0%} clean")
+        out.append(f"a class at {row['clean_worst']:.1%} clean (bar: above {MIN_CLASS_CLEAN:.0%})")
     return out
 
 
