@@ -174,3 +174,17 @@ def test_chapters_read_the_teacher_tables_of_the_teacher_job(tmp_path):
             for attack in cfg.attack.attacks:
                 path = str(eval_path(cfg, "teacher", cfg.key("teacher"), attack, store))
                 assert path in made, f"{preset} {student}: the teacher's {attack} table is not the teacher job's"
+
+
+def test_the_cost_report_groups_every_queue_job_by_what_it_computes():
+    cost = runpy.run_path(str(QUEUE / "book_cost.py"), run_name="book_cost")
+    groups, group = cost["GROUPS"], cost["group"]
+    prefix = {name: groups[group(name)][0] for name, _ in queue_lines()}
+    assert prefix["aa100_ferd_fmnist-resnet_s0"] == "aa"
+    assert prefix["ferd_no_fae_fmnist-resnet_s1"] == "ferd_no_"
+    assert prefix["ferd_released_fmnist-resnet_s2"] == "ferd_released"
+    assert prefix["ferd_fmnist-mobilenet_s2"] == "ferd_"
+    assert prefix["dfard_fmnist-resnet_s0"] == "" and prefix["rslad_fmnist-mobilenet_s0"] == ""
+    assert prefix["ch08_book"] == "ch" and prefix["teacher"] == "teacher"
+    # each group's chapters are named, and every job lands in a group whose description is not empty
+    assert all(groups[group(name)][1] and groups[group(name)][2] for name in prefix)

@@ -58,9 +58,9 @@ def status_markdown(rows: Sequence[dict[str, str]]) -> str:
             "Each chapter is executed by the book runner (`ferd book`, see *Reproducing the book*) before the build; the "
             "build itself runs no code. This table is written by the runner from `book/status.csv`: the wall-clock "
             "time of each chapter's last execution, with the profile it ran at. Times include training runs that "
-            "were not yet in the artifact store; a re-execution that finds them cached is much faster. The whole book "
-            "timed from an empty artifact store (`benchmarks/bench_book.py`) is recorded in "
-            "`benchmarks/results/book_cpu.md`.\n"]
+            "were not yet in the artifact store; a re-execution that finds them cached is much faster. What the whole "
+            "`cpu` book costs from an empty artifact store (the run queue that trains every run, then these chapters) "
+            "is recorded in `benchmarks/results/book_cpu.md` (`benchmarks/queue/book_cost.py`).\n"]
     if not rows:
         text.append("No chapter has been executed yet.\n")
     else:
