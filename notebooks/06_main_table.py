@@ -79,7 +79,7 @@ from ferd.book.plots import PRESET_LABELS, preset_label
 from ferd.book.tables import ATTACK_LABELS, DATASET_LABELS, fmt_paper, load_paper_numbers, record_kind
 from ferd.config import make_config
 from ferd.errors import ConfigError
-from ferd.method.methods import method_class
+from ferd.method.methods import method_class, run_key
 
 ferd.book.plots.set_style()
 FIG_DIR = ferd.book.runner.output_dir("figures", profile)
@@ -357,9 +357,19 @@ shown = verdicts.assign(
     interval=[f"[{lo:+.3g}, {hi:+.3g}]" for lo, hi in zip(verdicts["ci_low"], verdicts["ci_high"])])
 shown = shown[["student", "attack", "metric", "seeds", "ferd", "dfrd_plain", "difference", "interval", "verdict",
                "resolution"]].rename(columns={"ferd": "FERD", "dfrd_plain": "plain DFRD", "difference": "FERD − plain"})
+# the health of the paired runs (chapter 2's preconditions), printed beside the comparison they feed
+seed_health = ferd.book.health.record_health([*cfgs.values(), *seed_cfgs.values()], "06_main_table", profile)
+seed_health = seed_health[seed_health["run"].isin({run_key(c) for c in seed_cfgs.values()})]
+health_parts = []
+for (st, m), rows in seed_health.groupby(["student", "preset"], sort=False):
+    sick = rows[rows["failed"] != ""]
+    health_parts.append(f"{preset_label(m)} on {st}: {len(rows) - len(sick)} of {len(rows)} runs meet every "
+                        "precondition" + "".join(f"; seed {r.seed} misses {r.failed.replace('; ', ', ')}"
+                                                 for r in sick.itertuples()))
 display(shown.style.hide(axis="index").format({"FERD": "{:.3g}", "plain DFRD": "{:.3g}", "FERD − plain": "{:+.3g}"})
         .set_caption("FERD against plain DFRD over paired seeds: means (points; NSD unitless), the mean paired "
-                     "difference and its 95 % interval. " + ferd.book.tables.provenance_caption(
+                     "difference and its 95 % interval. Health (chapter 2): " + ". ".join(health_parts) + ". "
+                     + ferd.book.tables.provenance_caption(
                          profile, base.dataset, sorted(values["seed"].unique()), list(seed_summary["config_hash"].unique()),
                          paper_dataset=None)))
 
@@ -380,7 +390,6 @@ for r in verdicts.itertuples():
                                    paper_key=PAPER_GAIN.get((r.attack, r.metric), ""), resolution=r.resolution))
     verdict_words.append(f"{what} under {ATTACK_LABELS[r.attack]} on {r.student}: {r.verdict}")
 save_claims(claims, "06_main_table", profile)
-ferd.book.health.record_health([*cfgs.values(), *seed_cfgs.values()], "06_main_table", profile)
 glue("ch06_seed_verdicts", "; ".join(verdict_words), display=False)
 glue("ch06_seed_counts", f"{len(seeds)} seeds on {students[0]}" + (
     f" and {len(seeds_other)} on {', '.join(students[1:])}" if len(students) > 1 else ""), display=False)
