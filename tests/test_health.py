@@ -32,6 +32,11 @@ def test_each_precondition_is_named_when_missed(change, words):
     assert len(failed) == 1 and failed[0].startswith(words)
 
 
+def test_a_narrow_miss_prints_enough_decimals_to_show_it():
+    failed = failed_checks({**HEALTHY, "teacher_pgd": 0.7067, "pgd": 0.5297})  # bar 53.0025 %
+    assert failed == ["PGD 52.97% < 53.00% (75% of the teacher's 70.7%)"]
+
+
 def test_data_available_methods_skip_the_synthesis_checks():
     row = {**HEALTHY, "agree_pool": math.nan, "agree_pool_worst": math.nan, "nonrobust_mean": math.nan}
     assert failed_checks(row, uses_generator=False) == []
