@@ -7,7 +7,9 @@ it declares (recorded on a real smoke run of each), so no field that moves its n
 from __future__ import annotations
 
 import dataclasses
+import runpy
 import shutil
+from pathlib import Path
 from dataclasses import dataclass
 
 import pytest
@@ -167,3 +169,15 @@ def test_an_attacks_table_is_keyed_by_what_that_attack_reads(tmp_path):
     assert more_pgd["pgd"] != ref["pgd"] and more_pgd["clean"] == ref["clean"] and more_pgd["aa"] == ref["aa"]
     assert all(other_eps[a] != ref[a] for a in ref)
     assert eval_key(base) == eval_key(make_config("cpu", "ferd"))
+
+
+def test_committed_health_rows_carry_this_codes_run_keys():
+    """The committed results were made by this code: every committed health row's run key is the key this code
+    gives that configuration, so `benchmarks/reproduce_runs.py` compares like with like and a change to a method
+    that re-keys its runs shows here until the chapters are re-executed."""
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_runs.py"))
+    rows = script["committed_rows"](script["COMMITTED"])
+    assert len(rows) >= 30 and rows["run"].is_unique
+    stale = [f"{r.preset} {r.setting} {r.student} seed {r.seed}: committed {r.run}, now {run_key(script['config_of'](r, 'cpu'))}"
+             for _, r in rows.iterrows() if run_key(script["config_of"](r, "cpu")) != r.run]
+    assert not stale, stale

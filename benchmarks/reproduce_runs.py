@@ -1,0 +1,107 @@
+"""Do runs trained again under a committed run key reproduce the committed results? (issue 11)
+
+A run's key names its configuration, the thread count and a version of the code it depends on, so a run trained
+again from an empty store, on another machine, under the same key must give the same student. This script reads
+the committed health rows (every one names its run key and holds the run's synthesis, FAE, class-weight and
+student numbers at full precision), finds the runs the artifact store holds now under the same key, computes
+their health rows again from the store, and compares every number. It trains nothing: a run the store lacks is
+listed as not re-trained yet.
+
+    FERD_ARTIFACTS=~/ferd-artifacts python benchmarks/reproduce_runs.py --out benchmarks/results/reproduce_cpu
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pandas as pd  # noqa: E402
+
+from ferd.book.experiments import pending  # noqa: E402
+from ferd.book.health import run_health  # noqa: E402
+from ferd.cli import _parse_sets  # noqa: E402  (the CLI's --set spelling, which a health row's `setting` uses)
+from ferd.config import make_config  # noqa: E402
+from ferd.method.methods import run_key  # noqa: E402
+from ferd.toolkit import artifacts  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = ("results/health.csv", "results/campaign_headline_cpu.csv", "results/campaign_headline_mobilenet_cpu.csv")
+NUMBERS = ("agree_pool", "agree_pool_worst", "nonrobust_mean", "max_p_mean", "max_p_above", "clean", "clean_worst",
+           "pgd", "pgd_worst", "teacher_clean", "teacher_pgd")
+
+
+def committed_rows(files: tuple[str, ...]) -> pd.DataFrame:
+    """Every committed health row, one per run key (the first file that holds it), with the file it came from."""
+    frames = [pd.read_csv(ROOT / f).assign(source=f) for f in files if (ROOT / f).exists()]
+    rows = pd.concat(frames, ignore_index=True)
+    rows["setting"] = rows.get("setting", pd.Series(index=rows.index, dtype=object)).fillna("")
+    return rows.drop_duplicates("run").reset_index(drop=True)
+
+
+def config_of(row: pd.Series, profile: str):
+    """The configuration a health row describes: its preset, student and seed, and its `setting` overrides."""
+    sets = [s for s in str(row.setting).split(", ") if s]
+    return make_config(profile, row.preset, {**_parse_sets(sets), "student": row.student, "seed": int(row.seed),
+                                             "attack.attacks": ("clean", "pgd")})
+
+
+def compare(rows: pd.DataFrame, profile: str, store: artifacts.ArtifactStore) -> pd.DataFrame:
+    out = []
+    for _, row in rows.iterrows():
+        cfg = config_of(row, profile)
+        rec = {"preset": row.preset, "setting": row.setting, "student": row.student, "seed": int(row.seed),
+               "run": row.run, "committed_in": row.source}
+        if run_key(cfg) != row.run:
+            rec["status"] = f"keyed {run_key(cfg)} by this code (the row came from older code)"
+        elif pending(cfg, evaluate=False, store=store):
+            rec["status"] = "not re-trained yet"
+        else:
+            again = run_health(cfg, store)
+            diffs = {k: abs(float(again[k]) - float(row[k])) for k in NUMBERS
+                     if not (math.isnan(float(again[k])) and math.isnan(float(row[k])))}
+            worst = max(diffs, key=diffs.get)
+            rec.update({"status": "identical" if diffs[worst] == 0 else "differs", "largest_difference": diffs[worst],
+                        "differs_in": "" if diffs[worst] == 0 else worst,
+                        "pgd_committed": float(row.pgd), "pgd_again": float(again["pgd"]),
+                        "agree_pool_committed": float(row.agree_pool), "agree_pool_again": float(again["agree_pool"])})
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    done = table[table.status.isin(["identical", "differs"])]
+    lines = ["# Runs trained again under their committed keys (issue 11)", "",
+             "Made by `python benchmarks/reproduce_runs.py --out benchmarks/results/reproduce_cpu`. Each row is a run "
+             "whose health row is committed (file in `committed in`) and which the artifact store holds again, "
+             "re-trained from an empty store by the run queue on a new machine; every number of the health row "
+             f"({', '.join(NUMBERS)}) is compared. {len(done)} runs compared: "
+             f"{int((done.status == 'identical').sum())} identical, {int((done.status == 'differs').sum())} differ; "
+             f"{int((table.status == 'not re-trained yet').sum())} committed runs are not re-trained yet.", "",
+             "| run | preset | setting | student | seed | committed in | result | largest difference | PGD-20 avg (committed / again) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in done.itertuples():
+        lines.append(f"| `{r.run}` | {r.preset} | {r.setting} | {r.student} | {r.seed} | `{r.committed_in}` | {r.status} "
+                     f"| {r.largest_difference:.3g}{f' ({r.differs_in})' if r.status == 'differs' else ''} "
+                     f"| {r.pgd_committed:.4f} / {r.pgd_again:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--files", nargs="*", default=list(COMMITTED), help="committed health CSVs, relative to the repo")
+    ap.add_argument("--out", default=None, help="write <out>.csv and <out>.md (default: print the markdown)")
+    args = ap.parse_args()
+    table = compare(committed_rows(tuple(args.files)), args.profile, artifacts.ArtifactStore())
+    text = markdown(table)
+    if args.out:
+        table.to_csv(args.out + ".csv", index=False)
+        Path(args.out + ".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
