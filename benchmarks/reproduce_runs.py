@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ("results/health.csv", "results/campaign_headline_cpu.csv", "results/campaign_headline_mobilenet_cpu.csv")
 NUMBERS = ("agree_pool", "agree_pool_worst", "nonrobust_mean", "max_p_mean", "max_p_above", "clean", "clean_worst",
            "pgd", "pgd_worst", "teacher_clean", "teacher_pgd")
+COMPARED = ("clean", "clean_worst", "pgd", "pgd_worst")  # shown in the report, with the seed spread
 
 
 def committed_rows(files: tuple[str, ...]) -> pd.DataFrame:
@@ -48,7 +49,15 @@ def config_of(row: pd.Series, profile: str):
                                              "attack.attacks": ("clean", "pgd")})
 
 
+def seed_spread(rows: pd.DataFrame) -> pd.DataFrame:
+    """The committed seed standard deviation (ddof 1) of every number, per (preset, setting, student) with at least
+    two seeds: the yardstick a difference between two trainings of one run is read against."""
+    groups = rows.groupby(["preset", "setting", "student"])[list(NUMBERS)]
+    return groups.std(ddof=1)[groups.size() >= 2]
+
+
 def compare(rows: pd.DataFrame, profile: str, store: artifacts.ArtifactStore) -> pd.DataFrame:
+    spread = seed_spread(rows)
     out = []
     for _, row in rows.iterrows():
         cfg = config_of(row, profile)
@@ -65,10 +74,32 @@ def compare(rows: pd.DataFrame, profile: str, store: artifacts.ArtifactStore) ->
             worst = max(diffs, key=diffs.get)
             rec.update({"status": "identical" if diffs[worst] == 0 else "differs", "largest_difference": diffs[worst],
                         "differs_in": "" if diffs[worst] == 0 else worst,
-                        "pgd_committed": float(row.pgd), "pgd_again": float(again["pgd"]),
                         "agree_pool_committed": float(row.agree_pool), "agree_pool_again": float(again["agree_pool"])})
+            rec["teacher_identical"] = diffs.get("teacher_clean", 0) == 0 and diffs.get("teacher_pgd", 0) == 0
+            for k in COMPARED:
+                rec[f"{k}_committed"], rec[f"{k}_again"] = float(row[k]), float(again[k])
+                group = (row.preset, row.setting, row.student)
+                rec[f"{k}_seed_sd"] = float(spread.loc[group, k]) if group in spread.index else math.nan
         out.append(rec)
     return pd.DataFrame(out)
+
+
+def _cell(r, k: str) -> str:
+    """'75.34 → 75.28 (−0.06, 0.1 sd)': committed, again, and the difference in points and in seed sds."""
+    a, b, sd = 100 * getattr(r, f"{k}_committed"), 100 * getattr(r, f"{k}_again"), 100 * getattr(r, f"{k}_seed_sd")
+    spread = f", {abs(b - a) / sd:.1f} sd" if sd == sd and sd > 0 else ""
+    return f"{a:.2f} → {b:.2f} ({b - a:+.2f}{spread})"
+
+
+def this_machine() -> str:
+    """The CPU model and torch's CPU capability (the SIMD kernels it picks), which set the float rounding."""
+    import platform
+
+    import torch
+
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return f"{model or 'unknown CPU'}, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()} kernels"
 
 
 def markdown(table: pd.DataFrame) -> str:
@@ -76,16 +107,22 @@ def markdown(table: pd.DataFrame) -> str:
     lines = ["# Runs trained again under their committed keys (issue 11)", "",
              "Made by `python benchmarks/reproduce_runs.py --out benchmarks/results/reproduce_cpu`. Each row is a run "
              "whose health row is committed (file in `committed in`) and which the artifact store holds again, "
-             "re-trained from an empty store by the run queue on a new machine; every number of the health row "
-             f"({', '.join(NUMBERS)}) is compared. {len(done)} runs compared: "
+             f"re-trained from an empty store by the run queue on this machine ({this_machine()}; the committed runs "
+             "were trained on the earlier sessions' machine, an Intel Xeon: `benchmarks/results/machine.txt`). Every "
+             f"number of the health row ({', '.join(NUMBERS)}) is compared. {len(done)} runs compared: "
              f"{int((done.status == 'identical').sum())} identical, {int((done.status == 'differs').sum())} differ; "
-             f"{int((table.status == 'not re-trained yet').sum())} committed runs are not re-trained yet.", "",
-             "| run | preset | setting | student | seed | committed in | result | largest difference | PGD-20 avg (committed / again) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"{int((table.status == 'not re-trained yet').sum())} committed runs are not re-trained yet. "
+             + ("The shipped teacher, evaluated but not trained, gives identical clean and PGD-20 accuracies in every "
+                "compared row, so the differences come from training, where 45 epochs amplify the float rounding "
+                "of another CPU's kernels. " if len(done) and done.teacher_identical.all() else "")
+             + "Each cell: committed → again, in percent, with the difference in points and in committed seed standard "
+             "deviations of the same method (where it has two seeds or more).", "",
+             "| run | preset | setting | student | seed | committed in | result | Clean avg | Clean worst | PGD-20 avg "
+             "| PGD-20 worst |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in done.itertuples():
-        lines.append(f"| `{r.run}` | {r.preset} | {r.setting} | {r.student} | {r.seed} | `{r.committed_in}` | {r.status} "
-                     f"| {r.largest_difference:.3g}{f' ({r.differs_in})' if r.status == 'differs' else ''} "
-                     f"| {r.pgd_committed:.4f} / {r.pgd_again:.4f} |")
+        lines.append(f"| `{r.run}` | {r.preset} | {r.setting} | {r.student} | {r.seed} | `{r.committed_in}` "
+                     f"| {r.status} " + "".join(f"| {_cell(r, k)} " for k in COMPARED) + "|")
     return "\n".join(lines) + "\n"
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import runpy
 import shutil
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -178,6 +178,7 @@ def test_committed_health_rows_carry_this_codes_run_keys():
     script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_runs.py"))
     rows = script["committed_rows"](script["COMMITTED"])
     assert len(rows) >= 30 and rows["run"].is_unique
-    stale = [f"{r.preset} {r.setting} {r.student} seed {r.seed}: committed {r.run}, now {run_key(script['config_of'](r, 'cpu'))}"
-             for _, r in rows.iterrows() if run_key(script["config_of"](r, "cpu")) != r.run]
+    now = {r.run: run_key(script["config_of"](r, "cpu")) for _, r in rows.iterrows()}
+    stale = [f"{r.preset} {r.setting} {r.student} seed {r.seed}: committed {r.run}, now {now[r.run]}"
+             for _, r in rows.iterrows() if now[r.run] != r.run]
     assert not stale, stale
