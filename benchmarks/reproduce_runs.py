@@ -115,6 +115,8 @@ def markdown(table: pd.DataFrame) -> str:
              + ("The shipped teacher, evaluated but not trained, gives identical clean and PGD-20 accuracies in every "
                 "compared row, so the differences come from training, where 45 epochs amplify the float rounding "
                 "of another CPU's kernels. " if len(done) and done.teacher_identical.all() else "")
+             + "Two runs of independent seeds differ with a standard deviation of √2 seed sds (about 1.4), so "
+             "differences of up to about 3 sds are what another seed would give. "
              + "Each cell: committed → again, in percent, with the difference in points and in committed seed standard "
              "deviations of the same method (where it has two seeds or more).", "",
              "| run | preset | setting | student | seed | committed in | result | Clean avg | Clean worst | PGD-20 avg "
