@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: The group a queue job belongs to, by the first matching prefix of its name, with the chapters that read it.
 GROUPS = [
     ("teacher", "the shipped teacher's evaluation (every attack, whole test set; AutoAttack on 50 per class)", "1-3, 6"),
-    ("aa", "AutoAttack on the headline pair (100 images per class at seed 0, 50 at the others)", "6"),
+    ("aa", "AutoAttack on the headline pair (100 images per class at every seed)", "6"),
     ("ch", "chapter jobs (chapter 3's custom rules and oracle runs, chapter 8's budget sweep)", "3, 8"),
     ("ferd_released", "FERD as the released code runs it, 3 seeds", "8"),
     ("ferd_gamma", "the gamma sweep (seed 0)", "5"),

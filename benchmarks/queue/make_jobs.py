@@ -1,6 +1,7 @@
 """The runs the `cpu` book needs, as a queue for benchmarks/queue/worker.sh, most valuable first: the headline pair
 (FERD, plain DFRD) over seeds, the second student, the ablations over seeds, the baselines, the released code,
-the gamma and tau sweeps, then the AutoAttack evaluations (100 images per class at seed 0, 50 at the others),
+the gamma and tau sweeps, then the AutoAttack evaluations (100 images per class at every seed: about 10 minutes of
+one core per model, measured on plain DFRD; `benchmarks/results/queue_times_cpu.md`),
 and last the two chapters that compute more than these runs: chapter 3 trains FERD with rules written in the
 notebook (its sqrt rule; the oracle weights at 3 seeds, some 2.5 hours of one core), chapter 8 attacks the headline
 runs at five budgets (the worker executes them without building the book).
@@ -37,7 +38,7 @@ job(f"ferd_tau2_{R}_s0", "ferd", R, 0, NOAA + " --set class_weight_tau=2.0")
 for st, seeds in ((R, range(5)), (M, range(3))):
     for s in seeds:
         for p in ("ferd", "dfrd_plain"):
-            n = 100 if s == 0 else 50
+            n = 100  # chapter 6's aa_headline_per_class and aa_seed_per_class
             job(f"aa{n}_{p}_{st}_s{s}", p, st, s, f"--set attack.attacks=aa --set attack.aa_per_class={n}")
 for chapter in ("03", "08"):
     jobs.append(f"ch{chapter}_book book --profile cpu --only {chapter}")
