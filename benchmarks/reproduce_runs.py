@@ -76,16 +76,16 @@ def compare(rows: pd.DataFrame, profile: str, store: artifacts.ArtifactStore) ->
                         "differs_in": "" if diffs[worst] == 0 else worst,
                         "agree_pool_committed": float(row.agree_pool), "agree_pool_again": float(again["agree_pool"])})
             rec["teacher_identical"] = diffs.get("teacher_clean", 0) == 0 and diffs.get("teacher_pgd", 0) == 0
+            group = (row.preset, row.setting, row.student)
             for k in COMPARED:
                 rec[f"{k}_committed"], rec[f"{k}_again"] = float(row[k]), float(again[k])
-                group = (row.preset, row.setting, row.student)
                 rec[f"{k}_seed_sd"] = float(spread.loc[group, k]) if group in spread.index else math.nan
         out.append(rec)
     return pd.DataFrame(out)
 
 
 def _cell(r, k: str) -> str:
-    """'75.34 → 75.28 (−0.06, 0.1 sd)': committed, again, and the difference in points and in seed sds."""
+    """'75.34 → 75.28 (-0.06, 0.2 sd)': committed, again, and the difference in points and in seed sds."""
     a, b, sd = 100 * getattr(r, f"{k}_committed"), 100 * getattr(r, f"{k}_again"), 100 * getattr(r, f"{k}_seed_sd")
     spread = f", {abs(b - a) / sd:.1f} sd" if sd == sd and sd > 0 else ""
     return f"{a:.2f} → {b:.2f} ({b - a:+.2f}{spread})"
