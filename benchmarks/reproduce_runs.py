@@ -22,6 +22,7 @@ import pandas as pd  # noqa: E402
 
 from ferd.book.experiments import pending  # noqa: E402
 from ferd.book.health import run_health  # noqa: E402
+from ferd.book.verdicts import compare_paired  # noqa: E402
 from ferd.cli import _parse_sets  # noqa: E402  (the CLI's --set spelling, which a health row's `setting` uses)
 from ferd.config import make_config  # noqa: E402
 from ferd.method.methods import run_key  # noqa: E402
@@ -84,10 +85,31 @@ def compare(rows: pd.DataFrame, profile: str, store: artifacts.ArtifactStore) ->
     return pd.DataFrame(out)
 
 
+def paired_by_store(table: pd.DataFrame, a: str = "ferd", b: str = "dfrd_plain") -> pd.DataFrame:
+    """The book's paired comparison of `a` against `b` (same seeds), computed once from the committed rows and once
+    from the re-trained runs, per student, over the seeds both stores hold for both methods: does the verdict
+    depend on the machine that trained the runs?"""
+    done = table[table.status.isin(["identical", "differs"]) & (table.setting == "")]
+    out = []
+    for student, runs in done.groupby("student"):
+        ra, rb = runs[runs.preset == a].set_index("seed"), runs[runs.preset == b].set_index("seed")
+        seeds = sorted(set(ra.index) & set(rb.index))
+        if len(seeds) < 2:
+            continue
+        for k in COMPARED:
+            rec = {"student": student, "metric": k, "seeds": " ".join(map(str, seeds))}
+            for store in ("committed", "again"):
+                c = compare_paired(100 * ra.loc[seeds, f"{k}_{store}"], 100 * rb.loc[seeds, f"{k}_{store}"])
+                rec.update({f"{store}_diff": c.diff, f"{store}_low": c.low, f"{store}_high": c.high,
+                            f"{store}_verdict": c.verdict})
+            out.append(rec)
+    return pd.DataFrame(out)
+
+
 def _cell(r, k: str) -> str:
     """'75.34 → 75.28 (-0.06, 0.2 sd)': committed, again, and the difference in points and in seed sds."""
     a, b, sd = 100 * getattr(r, f"{k}_committed"), 100 * getattr(r, f"{k}_again"), 100 * getattr(r, f"{k}_seed_sd")
-    spread = f", {abs(b - a) / sd:.1f} sd" if sd == sd and sd > 0 else ""
+    spread = f", {abs(b - a) / sd:.1f} sd" if not math.isnan(sd) and sd > 0 else ""
     return f"{a:.2f} → {b:.2f} ({b - a:+.2f}{spread})"
 
 
@@ -102,7 +124,7 @@ def this_machine() -> str:
     return f"{model or 'unknown CPU'}, torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()} kernels"
 
 
-def markdown(table: pd.DataFrame) -> str:
+def markdown(table: pd.DataFrame, paired: pd.DataFrame) -> str:
     done = table[table.status.isin(["identical", "differs"])]
     lines = ["# Runs trained again under their committed keys (issue 11)", "",
              "Made by `python benchmarks/reproduce_runs.py --out benchmarks/results/reproduce_cpu`. Each row is a run "
@@ -119,12 +141,26 @@ def markdown(table: pd.DataFrame) -> str:
              "differences of up to about 3 sds are what another seed would give. "
              + "Each cell: committed → again, in percent, with the difference in points and in committed seed standard "
              "deviations of the same method (where it has two seeds or more).", "",
-             "| run | preset | setting | student | seed | committed in | result | Clean avg | Clean worst | PGD-20 avg "
-             "| PGD-20 worst |",
+             ("| run | preset | setting | student | seed | committed in | result | Clean avg | Clean worst "
+              "| PGD-20 avg | PGD-20 worst |"),
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in done.itertuples():
         lines.append(f"| `{r.run}` | {r.preset} | {r.setting} | {r.student} | {r.seed} | `{r.committed_in}` "
                      f"| {r.status} " + "".join(f"| {_cell(r, k)} " for k in COMPARED) + "|")
+    if len(paired):
+        lines += ["", "## Does the verdict move?", "",
+                  ("The book's verdict on FERD against plain DFRD is a paired comparison over seeds "
+                   "(`ferd.book.verdicts.compare_paired`: the mean of FERD − plain DFRD per seed, in points, with its "
+                   "95 % t interval, scipy's `ttest_rel`). Here it is computed twice over the same seeds: from the "
+                   "committed rows (first machine) and from the runs trained again (this machine). The verdict is on "
+                   "'FERD is higher' (supported: the whole interval above 0; not supported: below 0)."), "",
+                  ("| student | metric | seeds | committed: FERD − plain [95 % CI] | verdict | again: FERD − plain "
+                   "[95 % CI] | verdict |"), "| --- | --- | --- | --- | --- | --- | --- |"]
+        names = {"clean": "Clean avg", "clean_worst": "Clean worst", "pgd": "PGD-20 avg", "pgd_worst": "PGD-20 worst"}
+        for r in paired.itertuples():
+            cells = [f"{getattr(r, f'{s}_diff'):+.2f} [{getattr(r, f'{s}_low'):+.2f}, {getattr(r, f'{s}_high'):+.2f}] "
+                     f"| {getattr(r, f'{s}_verdict')}" for s in ("committed", "again")]
+            lines.append(f"| {r.student} | {names[r.metric]} | {r.seeds} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -132,12 +168,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--files", nargs="*", default=list(COMMITTED), help="committed health CSVs, relative to the repo")
-    ap.add_argument("--out", default=None, help="write <out>.csv and <out>.md (default: print the markdown)")
+    ap.add_argument("--out", default=None,
+                    help="write <out>.csv, <out>_paired.csv and <out>.md (default: print the markdown)")
     args = ap.parse_args()
     table = compare(committed_rows(tuple(args.files)), args.profile, artifacts.ArtifactStore())
-    text = markdown(table)
+    paired = paired_by_store(table)
+    text = markdown(table, paired)
     if args.out:
         table.to_csv(args.out + ".csv", index=False)
+        paired.to_csv(args.out + "_paired.csv", index=False)
         Path(args.out + ".md").write_text(text)
     print(text)
 

@@ -12,6 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from ferd.config import DISTILL_GROUPS, FIELD_GROUP, METHODS, DistillConfig, make_config
@@ -182,3 +183,24 @@ def test_committed_health_rows_carry_this_codes_run_keys():
     stale = [f"{r.preset} {r.setting} {r.student} seed {r.seed}: committed {r.run}, now {now[r.run]}"
              for _, r in rows.iterrows() if now[r.run] != r.run]
     assert not stale, stale
+
+
+def test_reproduce_runs_pairs_the_verdict_of_each_store_over_shared_seeds():
+    """The reproduction report computes the book's paired FERD - plain DFRD comparison once per store, over the seeds
+    both methods have re-trained, and leaves out a seed only one method has."""
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_runs.py"))
+    rows = []
+    for preset, lift in (("ferd", 0.02), ("dfrd_plain", 0.0)):
+        for seed in (0, 1, 2) if preset == "ferd" else (0, 1, 2, 3):
+            rec = {"preset": preset, "setting": "", "student": "s", "seed": seed, "status": "differs", "run": "r",
+                   "committed_in": "f", "teacher_identical": True}
+            for k in script["COMPARED"]:
+                rec[f"{k}_committed"] = 0.5 + lift + 0.001 * seed
+                rec[f"{k}_again"] = 0.5 + 0.01 * (seed % 2)  # no lift on this machine: the verdict moves
+                rec[f"{k}_seed_sd"] = 0.01
+            rows.append(rec)
+    paired = script["paired_by_store"](pd.DataFrame(rows))
+    assert len(paired) == len(script["COMPARED"]) and set(paired.seeds) == {"0 1 2"}
+    assert (paired.committed_diff.round(9) == 2.0).all() and (paired.committed_verdict == "supported").all()
+    assert (paired.again_diff == 0).all() and (paired.again_verdict == "inconclusive").all()
+    assert "Does the verdict move?" in script["markdown"](pd.DataFrame(rows), paired)
