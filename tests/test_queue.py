@@ -97,6 +97,20 @@ def test_times_reads_finished_jobs_and_marks_resumed_ones(tmp_path):
     assert "600 (last attempt)" in table and "| `a` | 1 | 1800 |" in table  # medians use uninterrupted jobs only
 
 
+def test_times_names_the_cpus_a_job_ran_on(tmp_path):
+    """A run resumed on another kind of CPU is trained by two: the table lists both, and old lines without a CPU
+    still parse."""
+    times = runpy.run_path(str(QUEUE / "times.py"))
+    (tmp_path / "worker1.log").write_text("10:00:00 start a_s0 on Intel Xeon\n10:05:00 start a_s0 on AMD EPYC\n"
+                                          "10:30:00 end a_s0 rc=0\n10:30:00 start b_s0\n11:00:00 end b_s0 rc=0\n")
+    for name in ("a_s0", "b_s0"):
+        (tmp_path / f"{name}.log").write_text("600.00 s wall\n")
+    rows = {r["job"]: r for r in times["finished_jobs"](tmp_path)}
+    assert rows["a_s0"]["cpu"] == "Intel Xeon + AMD EPYC" and rows["a_s0"]["attempts"] == 2
+    assert rows["b_s0"]["cpu"] == ""
+    assert "| `b_s0` | 1 | 600 | not logged |" in times["main"](tmp_path)
+
+
 def test_status_reads_the_store_without_training(tmp_path):
     from ferd.book.experiments import eval_path
     from ferd.method.runs import run_dir

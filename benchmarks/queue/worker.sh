@@ -14,6 +14,8 @@ SNAP=${SNAP:?the checkout to run from}
 PY=${PY:-python}
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 FERD_JOBS=1 FERD_ARTIFACTS=${FERD_ARTIFACTS:-$HOME/ferd-artifacts}
 mkdir -p "$HOME/logs/q" "$HOME/queue"
+# The CPU goes into every start line: a run trained again on another kind of CPU gives another student (issue 11).
+cpu=$(sed -n 's/^model name[[:space:]]*: *//p' /proc/cpuinfo 2>/dev/null | head -1)
 cd "$SNAP"
 while true; do
   line=$(flock "$HOME/queue/lock" bash -c 'l=$(head -1 "$HOME/queue/jobs.txt"); [ -n "$l" ] && sed -i 1d "$HOME/queue/jobs.txt"; echo "$l"')
@@ -23,7 +25,7 @@ while true; do
     book\ *) extra=(--no-build --out "$HOME/queue/book-out") ;;
     *) extra=(--quiet) ;;
   esac
-  echo "$(date +%H:%M:%S) start $name" >> "$HOME/logs/q/worker$1.log"
+  echo "$(date +%H:%M:%S) start $name on ${cpu:-unknown CPU}" >> "$HOME/logs/q/worker$1.log"
   /usr/bin/time -f "%e s wall" "$PY" -m ferd $args "${extra[@]}" > "$HOME/logs/q/$name.log" 2>&1
   echo "$(date +%H:%M:%S) end $name rc=$?" >> "$HOME/logs/q/worker$1.log"
 done
