@@ -123,13 +123,35 @@ def machine_paths(root: Path) -> list[tuple[str, str]]:
     return sorted(set(pairs), key=lambda ab: -len(ab[0]))
 
 
+BINARY_MIMES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf")
+
+
 def scrub_paths(path: Path, root: Path, renames: dict[str, str] | None = None) -> None:
     """Replace this machine's absolute paths in an executed notebook (papermill's input and output paths, a data
-    folder in a message) by placeholders, so a committed chapter names no machine (issue 12)."""
-    text = path.read_text(encoding="utf-8")
-    for prefix, placeholder in [*machine_paths(root), *(renames or {}).items()]:
-        text = text.replace(prefix, placeholder)
-    path.write_text(text, encoding="utf-8")
+    folder in a message) by placeholders, so a committed chapter names no machine (issue 12). Base64 payloads
+    (a figure, glued or shown) are left alone: "/tmp" or a home folder can occur in them by chance, and replacing
+    it there corrupts the image."""
+    import json
+
+    pairs = [*machine_paths(root), *(renames or {}).items()]
+
+    def scrub(node: object, key: str = "") -> object:
+        if isinstance(node, str):
+            if key.endswith(BINARY_MIMES):  # also papermill's "application/papermill.record/image/png"
+                return node
+            for prefix, placeholder in pairs:
+                node = node.replace(prefix, placeholder)
+            return node
+        if isinstance(node, list):
+            if key.endswith(BINARY_MIMES):
+                return node
+            return [scrub(item, key) for item in node]
+        if isinstance(node, dict):
+            return {scrub(k): scrub(v, k) for k, v in node.items()}
+        return node
+
+    nb = scrub(json.loads(path.read_text(encoding="utf-8")))
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def fold_plumbing(path: Path, show_injected: bool = False) -> None:
