@@ -440,7 +440,7 @@ gains = per_class_verdicts[per_class_verdicts["verdict"] == "supported"]["class"
 losses = per_class_verdicts[per_class_verdicts["verdict"] == "not supported"]["class"].tolist()
 glue("ch08_seed_verdict", (f"FERD is more robust on {', '.join(gains)}" if gains else
                            "no class has a paired interval entirely above zero")
-     + (f", and less robust on {', '.join(losses)}" if losses else "")
+     + (f"; FERD is less robust on {', '.join(losses)}" if losses else "")
      + f" ({ATTACK_LABELS[robust_c]}, 95 % intervals over {len(seeds)} paired seeds)", display=False)
 glue("ch08_n_seeds", str(len(seeds)), display=False)
 save_claims(claims, "08_beyond", profile)
