@@ -70,8 +70,10 @@ def compare(rows: pd.DataFrame, profile: str, store: artifacts.ArtifactStore) ->
             rec["status"] = "not re-trained yet"
         else:
             again = run_health(cfg, store)
+            # a number defined in one row only (a max p of a run without class weights, NaN since 2026-12-08) is a
+            # change of definition, not of the run: compared are the numbers both rows define
             diffs = {k: abs(float(again[k]) - float(row[k])) for k in NUMBERS
-                     if not (math.isnan(float(again[k])) and math.isnan(float(row[k])))}
+                     if not (math.isnan(float(again[k])) or math.isnan(float(row[k])))}
             worst = max(diffs, key=diffs.get)
             rec.update({"status": "identical" if diffs[worst] == 0 else "differs", "largest_difference": diffs[worst],
                         "differs_in": "" if diffs[worst] == 0 else worst,

@@ -268,8 +268,14 @@ print(f"cpu teacher {ct.arch}: {cpu_params:,} parameters; students: "
 # %%
 teacher, history = train_teacher(cfg, progress=False, use_shipped=not retrain_teacher)
 glue("ch01_final_loss", f"{history['train_loss'].iloc[-1]:.3f}", display=False)
-# the overall columns; the per-class ones (acc_pgd_0, ...) are drawn as a heat map below
-history[[c for c in history.columns if not c[-1].isdigit()]]
+# the overall columns, in percent; the per-class ones (acc_pgd_0, ...) are drawn as a heat map below
+HISTORY_NAMES = {"lr": "learning rate", "train_loss": "training loss", "acc_clean": "tracked clean (%)",
+                 "worst_clean": "tracked clean, worst class (%)", "acc_pgd": "tracked PGD (%)",
+                 "worst_pgd": "tracked PGD, worst class (%)"}
+shown_history = history[[c for c in history.columns if not c[-1].isdigit()]].copy()
+percent = [c for c in shown_history.columns if c.startswith(("acc_", "worst_"))]
+shown_history[percent] = 100 * shown_history[percent]
+shown_history.rename(columns=HISTORY_NAMES).set_index("epoch")
 
 # %% [markdown]
 # ## Where the teacher comes from
@@ -421,7 +427,7 @@ glue("ch01_n_eval", eval_sizes, display=False)
 class_order = per_class.drop_duplicates("class_index").sort_values("class_index")["class_name"]
 attack_order = [ferd.book.plots.attack_label(n, cfg) for n in cfg.attack.attacks]
 (per_class.pivot(index="class_name", columns="attack_label", values="accuracy")
- .reindex(index=class_order, columns=attack_order).mul(100).round(2))
+ .reindex(index=class_order, columns=attack_order).mul(100).round(1).rename_axis(index="class", columns=None))
 
 # %% [markdown]
 # {numref}`fig-ch01-teacher-per-class` shows the same numbers as a bar chart, one group per class (evaluation
@@ -486,12 +492,13 @@ elif expected_worst in pgd_worst:
                f"the single worst class holds only partly.")
 else:
     verdict = (f"Contrary to the specification's expectation, {expected_worst} is not the worst class under PGD "
-               f"(it scores {100 * expected_acc:.2f}%); the worst is {', '.join(pgd_worst)}.")
+               f"(it scores {100 * expected_acc:.1f}%); the worst is {', '.join(pgd_worst)}.")
 n_attacks_ok = int(worst_table[f"{expected_worst} is worst"].sum())
 glue("ch01_worst_class", pgd_worst[0], display=False)
-glue("ch01_worst_pgd", f"{100 * pgd_lowest:.2f}", display=False)
+glue("ch01_worst_pgd", f"{100 * pgd_lowest:.1f}", display=False)
 glue("ch01_verdict", verdict, display=False)
-glue("ch01_expected_count", f"{n_attacks_ok} of {len(worst_table)}", display=False)
+glue("ch01_expected_count", f"{expected_worst} is among the worst classes under {n_attacks_ok} of "
+     f"{len(worst_table)} attacks", display=False)
 glue("ch01_pgd_avg", f"{100 * float(summ.loc[summ['attack'] == 'pgd', 'avg'].iloc[0]):.2f}", display=False)
 glue("ch01_pgd_nsd", f"{float(summ.loc[summ['attack'] == 'pgd', 'nsd'].iloc[0]):.3f}", display=False)
 print(verdict)
@@ -504,13 +511,13 @@ n_class = int(pgd["count"].min())
 save_claims([
     Claim(claim=f"The robust teacher is itself unfair: its weakest class under "
                 f"{ferd.book.plots.attack_label('pgd', cfg)} lies below its average", chapter="01_teacher",
-          ours=f"{worst_row['class_name']} {100 * worst_row['accuracy']:.2f} % against an average of "
+          ours=f"{worst_row['class_name']} {100 * worst_row['accuracy']:.1f} % against an average of "
                f"{100 * pgd_avg:.2f} % (one-sided binomial p = {uneven.pvalue:.1e})",
           verdict="supported" if uneven.pvalue < 0.05 else "inconclusive",
           test="one-sided binomial test of the weakest class against the average, 5 %",
           resolution=f"{100 / n_class:.2g} points ({n_class} images per class)", origin="book"),
     Claim(claim=f"The teacher's weakest class under attack is {expected_worst}, as the specification expects",
-          chapter="01_teacher", ours=f"weakest under PGD: {', '.join(pgd_worst)} ({100 * pgd_lowest:.2f} %)",
+          chapter="01_teacher", ours=f"weakest under PGD: {', '.join(pgd_worst)} ({100 * pgd_lowest:.1f} %)",
           verdict=("supported" if pgd_worst == [expected_worst] else
                    "inconclusive" if expected_worst in pgd_worst else "not supported"),
           test="direct measurement on the evaluation set", resolution=f"{100 / n_class:.2g} points", origin="book"),
@@ -520,8 +527,7 @@ worst_table
 # %% [markdown]
 # The worst class under PGD is **{glue:text}`ch01_worst_class`**, at {glue:text}`ch01_worst_pgd`% PGD accuracy
 # against an average of {glue:text}`ch01_pgd_avg`% (NSD {glue:text}`ch01_pgd_nsd`).
-# {glue:text}`ch01_verdict` Over all attacks, {glue:text}`ch01_expected_count` attacks have the expected class
-# among their worst.
+# {glue:text}`ch01_verdict` {glue:text}`ch01_expected_count`.
 #
 # ## Preconditions
 #
@@ -538,7 +544,7 @@ checks = {"clean_avg": "clean accuracy, Avg over classes",
           "clean_class": f"clean accuracy, every class (lowest: {weakest_clean})",
           "pgd_worst": f"{pgd_label} accuracy, worst class ({pgd_worst[0]})"}
 precond = pd.DataFrame([{"check": checks[k], "required (%)": f">= {100 * REQUIRED[k]:.0f}",
-                         "measured (%)": f"{100 * measured[k]:.2f}",
+                         "measured (%)": f"{100 * measured[k]:.2f}" if k == "clean_avg" else f"{100 * measured[k]:.1f}",
                          "met": "yes" if measured[k] >= REQUIRED[k] else "no"} for k in REQUIRED])
 failed = precond.loc[precond["met"] == "no", "check"].tolist()
 if not failed:

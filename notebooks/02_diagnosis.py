@@ -230,7 +230,7 @@ health_view.style.format("{:.1f}", na_rep="-", subset=[c for c in health_view.co
 
 # %% [markdown]
 # {glue:text}`ch02_health_verdict` {glue:text}`ch02_health_main` A dash marks a check that does not apply: no
-# generator (agreement), no FAE (non-robust channels).
+# generator (agreement), no FAE (non-robust channels), no class reweighting (max p).
 #
 # How does the agreement develop during a run? {numref}`fig-ch02-pool-agreement` shows the teacher's agreement
 # with the sampled labels on the pool, overall and for the worst class, epoch by epoch, for FERD and plain DFRD on
@@ -354,7 +354,7 @@ pd.DataFrame({"class": classes, "teacher PGD (%)": (100 * tea_pgd.values).round(
 # {glue:text}`ch02_worst_verdict` The class that loses most in distillation is {glue:text}`ch02_most_lost`
 # ({glue:text}`ch02_most_lost_pts` points).
 #
-# ## The gap grows during distillation
+# ## Does the gap grow during distillation?
 #
 # During training the library tracks the student's clean and PGD accuracy per class on a fixed, smaller
 # class-balanced subset of the test set, every few epochs (columns `acc_pgd_<c>` of the history). We measure

@@ -413,7 +413,10 @@ plt.close(fig)
 shares = dict(zip(tau_table["tau"], tau_table[f"epochs with max p > {max_p_alert:g} (%)"] / 100))
 tau_book = float(d.class_weight_tau)
 calm = [t for t in taus if shares[t] <= collapse_share]
-if shares[tau_book] <= collapse_share:
+if shares[tau_book] == 0:
+    tau_verdict = (f"At tau = {tau_book:g} the largest class weight never exceeds {max_p_alert:g}: the weights do "
+                   f"not collapse, so the book keeps tau = {tau_book:g}.")
+elif shares[tau_book] <= collapse_share:
     tau_verdict = (f"At tau = {tau_book:g} the largest class weight is above {max_p_alert:g} in "
                    f"{100 * shares[tau_book]:.0f}% of the epochs, not in most of them: the weights do not collapse, so "
                    f"the book keeps tau = {tau_book:g}.")
@@ -509,7 +512,7 @@ pd.DataFrame({"class": classes, "teacher PGD (%)": 100 * t_pgd, "mean weight, sy
 # ```{glue:figure} ch03_probe_vs_real_fig
 # :name: fig-ch03-probe-vs-real
 #
-# Left: the class weights FERD used, averaged over epochs 2 to the last and over the runs of
+# Left: the class weights FERD used, averaged over epochs 2 to the last and over the runs of seeds
 # {glue:text}`ch03_probe_seed_list` (first bar), and the weights the same softmax rule gives on the one-batch
 # example's real test images (second bar); the dashed line is the uniform $1/C$. Right: the teacher's PGD accuracy
 # per class on the whole test set. The teacher's weakest class is in bold.
@@ -589,8 +592,11 @@ save_claims(chapter_claims, "03_reweighting", profile)
 glue("ch03_oracle_text", oracle_text, display=False)
 print(f"oracle weights: {[round(float(v), 3) for v in p_oracle]}")
 print(oracle_text)
+pgd_label = ferd.book.plots.attack_label("pgd", cfg)
+oracle_names = {"clean avg": "Clean Avg (%)", "pgd avg": f"{pgd_label} Avg (%)", "pgd worst": f"{pgd_label} Worst (%)",
+                f"pgd {classes[weakest]}": f"{pgd_label} {classes[weakest]} (%)"}
 (oracle_table.drop(columns="run").groupby("method", sort=False).mean(numeric_only=True).drop(columns="seed").round(2)
- if oracle_seeds else oracle_table)
+ .rename(columns=oracle_names) if oracle_seeds else oracle_table.rename(columns=oracle_names))
 
 # %% [markdown]
 # The oracle's largest weights go to {glue:text}`ch03_oracle_weights`. The table gives means over the seeds
@@ -650,7 +656,7 @@ effect = pd.DataFrame({
 gain_pgd = float(effect.loc[effect["attack"] == ferd.book.plots.attack_label("pgd", cfg), "Worst: with - without (points)"].iloc[0])
 n_better = int((effect["Worst: with - without (points)"] > 0).sum())
 verdict = (f"In this run, the worst-class PGD accuracy with reweighting differs from the one without by "
-           f"{gain_pgd:+.2f} points (the paper reports a gain), and the worst class is higher under {n_better} of "
+           f"{gain_pgd:+.1f} points (the paper reports a gain), and the worst class is higher under {n_better} of "
            f"{len(effect)} attacks.")
 glue("ch03_effect_verdict", verdict, display=False)
 glue("ch03_paper_aa_worst_on", ferd.book.tables.fmt_paper(ferd.book.tables.paper_value("abl.c10.rn18.ferd.aa.worst")),
@@ -719,8 +725,8 @@ ferd.book.plots.save_figure(fig, "ch03_custom_rule", folder=FIG_DIR)
 glue("ch03_custom_rule_fig", fig, display=False)
 plt.close(fig)
 w_soft, w_sqrt = float(worst[preset]), float(worst["ferd + sqrt_rule"])
-glue("ch03_worst_softmax", f"{100 * w_soft:.2f}", display=False)
-glue("ch03_worst_sqrt", f"{100 * w_sqrt:.2f}", display=False)
+glue("ch03_worst_softmax", f"{100 * w_soft:.1f}", display=False)
+glue("ch03_worst_sqrt", f"{100 * w_sqrt:.1f}", display=False)
 glue("ch03_sqrt_verdict", "higher than" if w_sqrt > w_soft else ("equal to" if w_sqrt == w_soft else "lower than"),
      display=False)
 ferd.book.tables.save_results(pd.DataFrame({"rule": ["softmax", "sqrt_rule"], "worst_pgd": [w_soft, w_sqrt]}),

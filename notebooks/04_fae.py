@@ -499,7 +499,8 @@ glue("ch04_silhouette_verdict",
      "cannot be compared (too few predicted classes)" if np.isnan(s_with) or np.isnan(s_without) else
      (f"is higher with FAE ({s_with:.3f} against {s_without:.3f})" if s_with > s_without else
       f"is not higher with FAE ({s_with:.3f} against {s_without:.3f})"), display=False)
-stats.round(3)
+stats.assign(run=stats["run"].map(ferd.book.plots.preset_label)).round(
+    {"teacher agrees with label (%)": 1, "silhouette (teacher classes)": 3}).set_index("run")
 
 # %% [markdown]
 # ```{glue:figure} ch04_tsne_fig

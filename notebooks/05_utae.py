@@ -142,7 +142,7 @@ for g in demo_gammas:
         logits = net(x_adv)
     demo[g] = {"pred": logits.argmax(1), "entropy": entropy(logits, reduction="none")}
 glue("ch05_demo_gammas", ", ".join(f"{g:g}" for g in demo_gammas), display=False)
-print(f"{len(y)} images; student clean accuracy on them {100 * float((clean_pred == y).float().mean()):.2f}%")
+print(f"{len(y)} images; student clean accuracy on them {100 * float((clean_pred == y).float().mean()):.1f}%")
 
 # %% [markdown]
 # Where do the adversarial examples land? {numref}`fig-ch05-targets-entropy`, left: the overall distribution of the student's adversarial
@@ -328,8 +328,8 @@ table
 
 # %%
 papers = ferd.book.tables.load_paper_numbers().set_index("key")
-glue("ch05_claim_best", str(papers.loc["gamma.claim.best_range", "note"]), display=False)
-glue("ch05_claim_high", str(papers.loc["gamma.claim.high_worse", "note"]), display=False)
+glue("ch05_claim_best", str(papers.loc["gamma.claim.best_range", "note"]).rstrip("."), display=False)
+glue("ch05_claim_high", str(papers.loc["gamma.claim.high_worse", "note"]).rstrip("."), display=False)
 mid = [g for g in gamma_grid if 0.1 - 1e-9 <= g <= 0.5 + 1e-9]
 high = [g for g in gamma_grid if g >= 0.7 - 1e-9]
 rest = [g for g in gamma_grid if g not in mid]

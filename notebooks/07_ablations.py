@@ -218,7 +218,7 @@ SINGLE = {"ferd_no_reweight": "the class reweighting", "ferd_no_fae": "the fairn
 single = [p for p in SINGLE if p in cfgs]
 drops_ours = {p: 100 * (s.loc[("ferd", ROBUST), "worst"] - s.loc[(p, ROBUST), "worst"]) for p in single}
 drops_paper = {p: -paper_delta(p, "aa", "worst") for p in single if p in paper_presets}
-changes = ", ".join(f"{-drops_ours[p] + 0.0:+.2f} points without {SINGLE[p]}" for p in single)
+changes = ", ".join(f"{-drops_ours[p] + 0.0:+.1f} points without {SINGLE[p]}" for p in single)
 if drops_ours and max(drops_ours.values()) > 0:
     top_ours = max(drops_ours, key=drops_ours.get)
     ours_text = (f"the weakest class's {ATTACK_LABELS[ROBUST]} accuracy falls most without {SINGLE[top_ours]} "
@@ -245,7 +245,7 @@ if "ferd_no_reweight" in cfgs and "clean" in ATTACKS:
     dc = 100 * (s.loc[("ferd_no_reweight", "clean"), "avg"] - s.loc[("ferd", "clean"), "avg"])
     dw = 100 * (s.loc[("ferd_no_reweight", ROBUST), "worst"] - s.loc[("ferd", ROBUST), "worst"])
     tradeoff = (f"Without reweighting our clean average changes by {dc:+.2f} points and the "
-                f"{ATTACK_LABELS[ROBUST]} worst class by {dw:+.2f} points; "
+                f"{ATTACK_LABELS[ROBUST]} worst class by {dw:+.1f} points; "
                 + ("that is the paper's trade-off (average up, worst class down)." if dc > 0 > dw else
                    "that is not the paper's trade-off of a slightly higher average for a weaker worst class."))
 else:

@@ -180,7 +180,7 @@ ferd.book.tables.save_results(config_table, "ch09_paper_config", profile)
 mismatches = [(r["field"], ds) for r in rows for ds in paper_cfgs if r[f"{ds}: match"] == "NO"]
 glue("ch09_n_fields", str(len(SPEC_5_10)), display=False)
 glue("ch09_config_verdict",
-     "every one of them matches the specification." if not mismatches else
+     "all match the specification." if not mismatches else
      "these do not match the specification and need a look in `ferd.config`: "
      + ", ".join(f"{f} ({d})" for f, d in mismatches) + ".", display=False)
 shown_config = pd.DataFrame({"field": config_table["field"],  # one column per dataset: ours, and the spec if not equal
@@ -192,7 +192,7 @@ shown_config.style.hide(axis="index").set_caption(
     "follows in brackets (results/ch09_paper_config.csv has every column).")
 
 # %% [markdown]
-# Of the {glue:text}`ch09_n_fields` fields compared, the verdict is: {glue:text}`ch09_config_verdict`
+# Of the {glue:text}`ch09_n_fields` fields compared, {glue:text}`ch09_config_verdict`
 # The default `ferd` preset follows the paper's reading where the released code differs from it
 # (softmax class weights instead of min-max, $\gamma = 0.3$ instead of 0; method specification, section 7.1).
 # The preset `ferd_released` reproduces the released code instead.
@@ -393,8 +393,8 @@ for path in sorted(bench_dir.glob("*.json")) if bench_dir.is_dir() else []:
                               "threads": m.get("threads"), "generation epoch (s)": est.get("generation_epoch_s"),
                               "full epoch (s)": est.get("full_epoch_s"), "run (h)": est.get("run_h")})
     elif isinstance(data, dict) and "chapters" in data:  # benchmarks/bench_book.py: one time per chapter
-        book_rows += [{"file": path.name, "chapter": c.get("chapter"), "seconds": c.get("wall_s"),
-                       "error": c.get("error") or ""} for c in data["chapters"]]
+        book_rows += [{"file": path.name, "date": data.get("date", "—"), "chapter": c.get("chapter"),
+                       "seconds": c.get("wall_s"), "error": c.get("error") or ""} for c in data["chapters"]]
 glue("ch09_bench", f"{len(step_rows)} step estimate(s) and {len(book_rows)} chapter time(s)" if step_rows or book_rows
      else "no benchmark results (benchmarks/results/*.json) in this checkout", display=False)
 for problem in bench_problems:
@@ -406,7 +406,9 @@ if step_rows:
                      "run, as recorded with the schedule of their date."))
 if book_rows:
     display(pd.DataFrame(book_rows).style.hide(axis="index").format(  # noqa: F821 (IPython builtin)
-        {"seconds": "{:.0f}"}).set_caption("Chapter times of the last timed book run (benchmarks/bench_book.py)."))
+        {"seconds": "{:.0f}"}).set_caption("Chapter times of the timed book runs recorded in benchmarks/results "
+                                           "(benchmarks/bench_book.py), each with its date; the times of the current "
+                                           "profile's run queue are in benchmarks/results/queue_times_cpu.md."))
 
 # %% [markdown]
 # Benchmark records found: {glue:text}`ch09_bench`.

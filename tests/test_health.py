@@ -50,6 +50,14 @@ def test_run_health_of_a_smoke_run(smoke_store, smoke_teacher):
     assert 0 <= row["pgd"] <= row["clean"] <= 1 and 0 <= row["teacher_clean"] <= 1
     assert isinstance(row["failed"], str)  # a smoke run is not healthy: its failures are listed, not hidden
     assert "agreement" in row["failed"] or row["agree_pool"] >= 0.8
+    assert 0.1 <= row["max_p_mean"] <= 1  # smoke data has 10 classes: the largest weight is at least uniform
+
+
+def test_run_health_has_no_class_weights_for_a_run_that_draws_classes_uniformly(smoke_store, smoke_teacher):
+    """Chapter 2 printed "0.0 % of epochs with max p > 0.6" for plain DFRD and RSLAD, a check that cannot apply."""
+    cfg = make_config("smoke", "dfrd_plain", overrides={"attack.attacks": ("clean", "pgd")})
+    row = run_health(cfg, smoke_store)
+    assert math.isnan(row["max_p_mean"]) and math.isnan(row["max_p_above"]) and "class weights" not in row["failed"]
 
 
 def test_chapter_health_files_merge_into_one_row_per_run(tmp_path, monkeypatch):

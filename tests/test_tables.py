@@ -186,3 +186,11 @@ def test_frame_html_puts_a_named_index_in_the_header_row_and_hides_a_range_index
     assert ">method<" in html and ">70.25<" in html and ">68.50<" in html
     plain = frame_html(pd.DataFrame({"gamma": [0.5, 1.0], "Worst (%)": [12.0, float("nan")]}))
     assert "row_heading" not in plain and ">1.0<" in plain and ">–<" in plain
+
+
+def test_frame_html_escapes_text_so_a_message_keeps_its_angle_brackets():
+    """Chapter 9's data status printed "set FERD_DATA=, or ..." where the message said "set <root>/...": the
+    browser took "<root>" for a tag."""
+    from ferd.book.tables import frame_html
+    html = frame_html(pd.DataFrame({"status": ["missing: put it under <root>/cifar-10-batches-py"]}))
+    assert "&lt;root&gt;/cifar-10-batches-py" in html and "<root>" not in html

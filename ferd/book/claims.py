@@ -87,7 +87,7 @@ def claims_markdown(df: pd.DataFrame) -> str:
     if df.empty:
         return ("No chapter has recorded a claim yet: the findings table is written when the results chapters "
                 "run (`ferd book`).\n")
-    lines = ["| claim | paper | ours (mean difference [95 % interval]) | verdict | chapter |",
+    lines = ["| claim | paper | ours (seed comparisons: mean difference [95 % interval]) | verdict | chapter |",
              "|---|---|---|---|---|"]
     for r in df.itertuples():
         mark = " *(added by this book)*" if r.origin == "book" else ""

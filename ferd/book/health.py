@@ -35,7 +35,7 @@ def run_health(cfg: Config, store: artifacts.ArtifactStore | None = None, progre
 
     Agreement is the pool's at the last epoch; the non-robust fraction is the mean over epochs (NaN without FAE);
     `max_p_mean` and `max_p_above` (the fraction of epochs whose largest class weight exceeds 0.6) summarise the
-    class weights; clean and PGD-20 come from the final student's and the teacher's evaluation tables.
+    class weights (NaN for a run that draws classes uniformly); clean and PGD-20 come from the final student's and the teacher's evaluation tables.
     """
     res = experiments.distill(cfg, store, progress)
     h = res.history
@@ -56,6 +56,8 @@ def run_health(cfg: Config, store: artifacts.ArtifactStore | None = None, progre
            "pgd": acc(student, "pgd", "avg"), "pgd_worst": acc(student, "pgd", "worst"),
            "teacher_clean": acc(teacher, "clean", "avg"), "teacher_pgd": acc(teacher, "pgd", "avg")}
     method = method_class(cfg)
+    if "probe" not in method.needs or not cfg.distill.use_reweighting:  # uniform classes: no weights to collapse
+        row["max_p_mean"] = row["max_p_above"] = math.nan
     if not method.labels_by_sampling:  # e.g. DFHL labels its pool with the teacher's own prediction: 100 % by design
         row["agree_pool"] = row["agree_pool_worst"] = math.nan
     row["failed"] = "; ".join(failed_checks(row, uses_generator="generator" in method.needs and method.labels_by_sampling))

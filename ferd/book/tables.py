@@ -302,13 +302,14 @@ def frame_html(df: pd.DataFrame) -> str:
     """A table as the book shows it: without an index that is only 0, 1, 2, ... (it tells a reader nothing), a
     named index as the first column (so the header is one row, not the column names over a row holding only the
     index's name), and each float column with the decimals its values need (`column_decimals`) instead of
-    pandas' six."""
+    pandas' six. Text is HTML-escaped: a message such as "set <root>/cifar-10-batches-py" must not lose its
+    "<root>" to the browser as an unknown tag."""
     if not df.columns.is_unique or len(df) > pd.get_option("display.max_rows"):
         return df._repr_html_()  # pandas' own (it truncates long frames)
     if df.index.nlevels == 1 and df.index.name is not None and df.index.name not in df.columns:
         df = df.reset_index()
     styler = df.style.format({c: f"{{:,.{column_decimals(df[c])}f}}" for c in df.columns
-                              if pd.api.types.is_float_dtype(df[c])}, na_rep="–")
+                              if pd.api.types.is_float_dtype(df[c])}, na_rep="–", escape="html")
     if df.index.nlevels == 1 and pd.api.types.is_float_dtype(df.index):  # a tau or gamma index: 1, not 1.000000
         styler.format_index(f"{{:,.{column_decimals(df.index.to_series())}f}}", axis="index")
     return styler_html(styler)
