@@ -7,6 +7,11 @@ student numbers at full precision), finds the runs the artifact store holds now 
 their health rows again from the store, and compares every number. It trains nothing: a run the store lacks is
 listed as not re-trained yet.
 
+The committed side is `benchmarks/results/first_store_health.csv`: the health rows of the first store (an Intel
+Xeon, lost on 2026-12-07) frozen as they were committed at 8445a43 (`results/health.csv` and the two campaign
+files, with the file each row came from). The live `results/health.csv` cannot serve: chapters re-executed from the
+second store write their rows into it, and a run compared with itself is "identical".
+
     FERD_ARTIFACTS=~/ferd-artifacts python benchmarks/reproduce_runs.py --out benchmarks/results/reproduce_cpu
 """
 from __future__ import annotations
@@ -29,7 +34,7 @@ from ferd.method.methods import run_key  # noqa: E402
 from ferd.toolkit import artifacts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMITTED = ("results/health.csv", "results/campaign_headline_cpu.csv", "results/campaign_headline_mobilenet_cpu.csv")
+COMMITTED = ("benchmarks/results/first_store_health.csv",)  # the first store's rows, frozen (see the docstring)
 NUMBERS = ("agree_pool", "agree_pool_worst", "nonrobust_mean", "max_p_mean", "max_p_above", "clean", "clean_worst",
            "pgd", "pgd_worst", "teacher_clean", "teacher_pgd")
 COMPARED = ("clean", "clean_worst", "pgd", "pgd_worst")  # shown in the report, with the seed spread
@@ -37,7 +42,9 @@ COMPARED = ("clean", "clean_worst", "pgd", "pgd_worst")  # shown in the report, 
 
 def committed_rows(files: tuple[str, ...]) -> pd.DataFrame:
     """Every committed health row, one per run key (the first file that holds it), with the file it came from."""
-    frames = [pd.read_csv(ROOT / f).assign(source=f) for f in files if (ROOT / f).exists()]
+    frames = [pd.read_csv(ROOT / f) for f in files if (ROOT / f).exists()]
+    frames = [df if "source" in df else df.assign(source=f)  # a frozen file names each row's original file itself
+              for df, f in zip(frames, [f for f in files if (ROOT / f).exists()])]
     rows = pd.concat(frames, ignore_index=True)
     rows["setting"] = rows.get("setting", pd.Series(index=rows.index, dtype=object)).fillna("")
     return rows.drop_duplicates("run").reset_index(drop=True)

@@ -177,12 +177,23 @@ def test_committed_health_rows_carry_this_codes_run_keys():
     gives that configuration, so `benchmarks/reproduce_runs.py` compares like with like and a change to a method
     that re-keys its runs shows here until the chapters are re-executed."""
     script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_runs.py"))
-    rows = script["committed_rows"](script["COMMITTED"])
+    rows = script["committed_rows"]((*script["COMMITTED"], "results/health.csv"))  # the frozen first store and now
     assert len(rows) >= 30 and rows["run"].is_unique
     now = {r.run: run_key(script["config_of"](r, "cpu")) for _, r in rows.iterrows()}
     stale = [f"{r.preset} {r.setting} {r.student} seed {r.seed}: committed {r.run}, now {now[r.run]}"
              for _, r in rows.iterrows() if now[r.run] != r.run]
     assert not stale, stale
+
+
+def test_reproduce_runs_reads_the_first_store_frozen_not_the_live_health_table():
+    """Chapter 8, re-executed from the second store, wrote its rows into results/health.csv; read from there, its
+    runs were compared with themselves and came out "identical". The committed side is a frozen file."""
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce_runs.py"))
+    assert script["COMMITTED"] == ("benchmarks/results/first_store_health.csv",)
+    rows = script["committed_rows"](script["COMMITTED"])
+    assert rows["run"].is_unique and set(rows["source"]) <= {
+        "results/health.csv", "results/campaign_headline_cpu.csv", "results/campaign_headline_mobilenet_cpu.csv"}
+    assert "ferd_released" not in set(rows["preset"])  # trained in the second store only
 
 
 def test_reproduce_runs_pairs_the_verdict_of_each_store_over_shared_seeds():
