@@ -197,9 +197,14 @@ def test_headings_start_at_one_title_and_skip_no_level(page):
         assert level <= prev + 1, f"{page.name}:{i + 1}: '{title}' skips a heading level"
 
 
+RAW_HTML = re.compile(r"<(?:/?[a-zA-Z][a-zA-Z0-9]*)(?:\s[^<>]*)?/?>")
+
+
 def test_no_raw_html_in_the_spec_pages():
+    assert RAW_HTML.search("a <b>bold</b> word")  # the pattern catches raw HTML
     for page in (METHOD_PAGE, BASELINES_PAGE, NOTATION_PAGE, LIMITATIONS_PAGE):
-        assert not re.search(r"<(?:/?[a-zA-Z][a-zA-Z0-9]*)(?:\s[^<>]*)?/?>", page.read_text()), page.name
+        text = re.sub(r"\{doc\}`[^`]*`", "", page.read_text())  # a link's explicit target, {doc}`text <page>`, is MyST
+        assert not RAW_HTML.search(text), page.name
 
 
 def test_the_spec_pages_are_in_the_toc():
