@@ -42,9 +42,11 @@ COMPARED = ("clean", "clean_worst", "pgd", "pgd_worst")  # shown in the report, 
 
 def committed_rows(files: tuple[str, ...]) -> pd.DataFrame:
     """Every committed health row, one per run key (the first file that holds it), with the file it came from."""
-    frames = [pd.read_csv(ROOT / f) for f in files if (ROOT / f).exists()]
-    frames = [df if "source" in df else df.assign(source=f)  # a frozen file names each row's original file itself
-              for df, f in zip(frames, [f for f in files if (ROOT / f).exists()])]
+    frames = []
+    for f in files:
+        if (ROOT / f).exists():
+            df = pd.read_csv(ROOT / f)
+            frames.append(df if "source" in df else df.assign(source=f))  # a frozen file names each row's own file
     rows = pd.concat(frames, ignore_index=True)
     rows["setting"] = rows.get("setting", pd.Series(index=rows.index, dtype=object)).fillna("")
     return rows.drop_duplicates("run").reset_index(drop=True)

@@ -17,8 +17,8 @@
 # The paper reports one configuration, one perturbation budget and, as far as we can tell, one seed. This
 # chapter asks three questions the paper leaves open. **Does the released code, which differs from the paper in
 # a few places, give the same student? Does FERD's effect on the weakest class, relative to plain DFRD, change
-# with the attack budget, larger or smaller than the one it was trained for? And which classes does FERD move, once runs that differ only
-# in their random seed are paired?**
+# with the attack budget, larger or smaller than the one it was trained for? And which classes does FERD move,
+# once runs that differ only in their random seed are paired?**
 #
 # Part (a) compares FERD with the released code's variant; parts (b) and (c) compare it with *plain DFRD*: the
 # same data-free robustness distillation with all three of FERD's ingredients switched off (no class
@@ -346,14 +346,14 @@ behind = [f"{e:g}" for e, c in by_eps.items() if c.verdict == "not supported"]
 if not ahead and not behind:
     reading = (f"No budget gives an interval entirely on one side of zero: from eps = {lo_e:g} to {hi_e:g}, these "
                "seeds cannot tell FERD's weakest class from plain DFRD's.")
-elif ahead and not behind and len(ahead) == len(by_eps):
+elif len(ahead) == len(by_eps):
     reading = ("FERD's weakest class is ahead at every budget, so its advantage is not tied to the budget used "
                "during distillation.")
 else:
-    reading = ("The intervals depend on the budget: FERD's weakest class is "
-               + "; ".join(part for part in (f"ahead at eps = {', '.join(ahead)}" if ahead else "",
-                                             f"behind at eps = {', '.join(behind)}" if behind else "") if part)
-               + ", and the seeds cannot tell the two apart at the other budgets.")
+    sides = [f"{word} at eps = {', '.join(where)}" for word, where in (("ahead", ahead), ("behind", behind)) if where]
+    undecided = len(ahead) + len(behind) < len(by_eps)
+    reading = (f"The intervals depend on the budget: FERD's weakest class is {' and '.join(sides)}"
+               + (", and the seeds cannot tell the two apart at the other budgets." if undecided else "."))
 glue("ch08_eps_reading", reading, display=False)
 eps_rows.style.hide(axis="index").format({"eps": "{:g}", "FERD − plain DFRD (worst, points)": "{:+.1f}"})
 

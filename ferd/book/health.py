@@ -35,7 +35,8 @@ def run_health(cfg: Config, store: artifacts.ArtifactStore | None = None, progre
 
     Agreement is the pool's at the last epoch; the non-robust fraction is the mean over epochs (NaN without FAE);
     `max_p_mean` and `max_p_above` (the fraction of epochs whose largest class weight exceeds 0.6) summarise the
-    class weights (NaN for a run that draws classes uniformly); clean and PGD-20 come from the final student's and the teacher's evaluation tables.
+    class weights (NaN for a run that draws classes uniformly); clean and PGD-20 come from the final student's and
+    the teacher's evaluation tables.
     """
     res = experiments.distill(cfg, store, progress)
     h = res.history

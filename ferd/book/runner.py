@@ -136,15 +136,13 @@ def scrub_paths(path: Path, root: Path, renames: dict[str, str] | None = None) -
     pairs = [*machine_paths(root), *(renames or {}).items()]
 
     def scrub(node: object, key: str = "") -> object:
+        if key.endswith(BINARY_MIMES):  # also papermill's "application/papermill.record/image/png"
+            return node
         if isinstance(node, str):
-            if key.endswith(BINARY_MIMES):  # also papermill's "application/papermill.record/image/png"
-                return node
             for prefix, placeholder in pairs:
                 node = node.replace(prefix, placeholder)
             return node
         if isinstance(node, list):
-            if key.endswith(BINARY_MIMES):
-                return node
             return [scrub(item, key) for item in node]
         if isinstance(node, dict):
             return {scrub(k): scrub(v, k) for k, v in node.items()}
