@@ -69,6 +69,7 @@ import torch
 from myst_nb import glue
 from scipy import stats
 
+import ferd.book.diagram
 import ferd.book.health
 import ferd.book.plots
 import ferd.book.runner
@@ -115,7 +116,7 @@ print(f"{preset}: rule {d.class_weight_rule}, tau {d.class_weight_tau}, min-max 
 # and the student trains on pool batches and on their uniform-target adversarial examples (chapter 5).
 
 # %% tags=["remove-input"]
-pipeline = ferd.book.plots.pipeline_diagram()
+pipeline = ferd.book.diagram.pipeline_diagram()
 ferd.book.plots.save_figure(pipeline, "pipeline", folder=FIG_DIR)
 glue("ch03_pipeline", pipeline, display=False)
 plt.close(pipeline)
@@ -125,7 +126,7 @@ plt.close(pipeline)
 # :name: fig-pipeline
 #
 # One epoch of FERD: the data-free synthesis (blue), robustness-guided reweighting (orange), fairness-aware
-# examples (green) and uniform-target adversarial examples (purple), drawn by `ferd.book.plots.pipeline_diagram`.
+# examples (green) and uniform-target adversarial examples (purple), drawn by `ferd.book.diagram.pipeline_diagram`.
 # ```
 
 # %% [markdown]

@@ -298,7 +298,8 @@ for p in [q for q in all_presets if q != "ferd"]:
             c = compare_paired(full, removed)
             rows.append({"row": labels.get(p, p), "attack": ATTACK_LABELS[a], "metric": m.capitalize(),
                          "FERD": c.mean_a, "row mean": c.mean_b, "FERD − row": c.diff,
-                         "95 % interval": f"[{c.low:+.2f}, {c.high:+.2f}]", "verdict": c.verdict})
+                         "95 % interval": f"[{c.low:+.2f}, {c.high:+.2f}]", "verdict": c.verdict,
+                         "ci_low": c.low, "ci_high": c.high})
             if p in SINGLE and a == ROBUST and m == "worst":
                 paper_key = f"abl.c10.rn18.{p}.aa.worst"
                 claim = comparison_claim(f"Removing {SINGLE[p]} lowers the weakest class under "
@@ -313,7 +314,8 @@ seed_table = pd.DataFrame(rows)
 ferd.book.tables.save_results(seed_table.round(3), "ch07_verdicts", profile)
 save_claims(claims, "07_ablations", profile)
 ferd.book.health.record_health(seed_cfgs.values(), "07_ablations", profile)
-display(seed_table.style.hide(axis="index").format({"FERD": "{:.2f}", "row mean": "{:.2f}", "FERD − row": "{:+.2f}"})
+display(seed_table.drop(columns=["ci_low", "ci_high"]).style.hide(axis="index")
+        .format({"FERD": "{:.2f}", "row mean": "{:.2f}", "FERD − row": "{:+.2f}"})
         .set_caption("Full FERD against each ablation over paired seeds, accuracies in percent; one image moves a "
                      f"class by {resolution}. "
                      + ferd.book.tables.provenance_caption(profile, base.dataset, seeds,
@@ -323,8 +325,31 @@ worst_rows = seed_table[(seed_table["metric"] == "Worst") & (seed_table["attack"
 glue("ch07_seed_reading", "; ".join(f"{r['row']}: FERD − row {r['FERD − row']:+.2f} points {r['95 % interval']}, "
                                     f"{r['verdict']}" for _, r in worst_rows.iterrows()), display=False)
 
+# %%
+robust_rows = seed_table[seed_table["attack"] == ATTACK_LABELS[ROBUST]]
+forest = robust_rows.assign(name=robust_rows["row"] + " · " + robust_rows["metric"],
+                            difference=robust_rows["FERD − row"])
+forest = pd.concat([forest[forest["metric"] == "Worst"], forest[forest["metric"] == "Avg"]])
+fig, ax = plt.subplots(figsize=(8, 0.45 * len(forest) + 1.6))
+ferd.book.plots.paired_intervals(ax, forest, "name", f"FERD − row, {ATTACK_LABELS[ROBUST]} (points; right of 0: "
+                                 "the removed part helped)", step=100 / n_per_class)
+fig.tight_layout()
+ferd.book.plots.save_figure(fig, "ch07_paired_intervals", folder=FIG_DIR)
+glue("ch07_paired_intervals_fig", fig, display=False)
+plt.close(fig)
+
 # %% [markdown]
-# Over the seeds, for the weakest class under {glue:text}`ch07_robust`: {glue:text}`ch07_seed_reading`.
+# ```{glue:figure} ch07_paired_intervals_fig
+# :name: fig-ch07-paired-intervals
+#
+# Full FERD minus each ablation under {glue:text}`ch07_robust`, worst class (top) and average (bottom), over the
+# paired seeds {glue:text}`ch07_seeds`: the mean difference (dot) and its 95 % Student-t interval (bar), coloured
+# by the verdict on "the removed ingredient raises the metric". The grey band is one image per class of the
+# evaluation set: a difference inside it is smaller than one image's worth of a single class.
+# ```
+#
+# Over the seeds, for the weakest class under {glue:text}`ch07_robust` ({numref}`fig-ch07-paired-intervals`):
+# {glue:text}`ch07_seed_reading`.
 #
 # ## Exercises
 #

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ferd.book import plots
+from ferd.book import diagram, plots
 
 
 def test_preset_label_names_approximations_and_falls_back():
@@ -48,10 +48,32 @@ def test_seed_strip_draws_every_seed_and_a_mean_per_cell():
     assert means, "the mean (20 %) of the three seeds is drawn"
     plots.plt.close(fig)
 
+def test_paired_intervals_draws_each_interval_in_its_verdict_colour_first_row_on_top():
+    from ferd.book.verdicts import paired_table
+
+    values = pd.DataFrame([{"method": m, "seed": s, "worst": w, "avg": a}
+                           for s in range(4) for m, w, a in (("ferd", 10 + s, 50 + 0.1 * s),
+                                                              ("plain", 5 + 0.5 * s, 50 + 0.2 * (s % 2)))])
+    rows = paired_table(values, "ferd", "plain", ["worst", "avg"])
+    assert list(rows["verdict"]) == ["supported", "inconclusive"]
+    fig, ax = plots.plt.subplots()
+    plots.paired_intervals(ax, rows.assign(name=["Worst", "Avg"]), "name", "FERD − plain (points)", step=1.0)
+    bars = [line for line in ax.lines if len(line.get_xdata()) == 2 and line.get_linestyle() == "-"
+            and not np.allclose(line.get_xdata(), 0.0)]
+    assert len(bars) == 2
+    worst_bar = next(line for line in bars if line.get_ydata()[0] == 1)  # the first row is drawn on top (y = 1)
+    assert np.allclose(worst_bar.get_xdata(), rows.loc[0, ["ci_low", "ci_high"]].to_numpy(float))
+    assert worst_bar.get_color() == plots.VERDICT_COLORS["supported"]
+    ticks = {float(y): t.get_text() for y, t in zip(ax.get_yticks(), ax.get_yticklabels())}
+    assert ticks == {1.0: "Worst", 0.0: "Avg"}  # the first row on top
+    assert "within one image per class" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plots.plt.close(fig)
+
+
 
 def test_pipeline_diagram_names_every_part():
-    fig = plots.pipeline_diagram()
+    fig = diagram.pipeline_diagram()
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     for word in ("generator", "FAE", "probe", "class weights", "UTAE", "student", "pool", "teacher"):
         assert word in texts, word
-    assert len(fig.axes[0].patches) == len(plots.PIPELINE_ARROWS)
+    assert len(fig.axes[0].patches) == len(diagram.PIPELINE_ARROWS)

@@ -41,7 +41,7 @@ def _label(ax: plt.Axes, xlabel: str | None = None, ylabel: str | None = None, t
             setter(text)
 
 
-def _figure_axes(ax: plt.Axes | None, figsize: tuple[float, float]) -> tuple[plt.Figure, plt.Axes]:
+def figure_axes(ax: plt.Axes | None, figsize: tuple[float, float]) -> tuple[plt.Figure, plt.Axes]:
     """The axes to draw on: `ax` and its figure, or a new figure of `figsize`."""
     if ax is None:
         return plt.subplots(figsize=figsize)
@@ -136,6 +136,40 @@ def seed_strip(ax: plt.Axes, data: pd.DataFrame, x: str, y: str, hue: str, perce
     return ax
 
 
+VERDICT_COLORS = {"supported": "#1b9e77", "not supported": "#d95f02", "inconclusive": "#7f7f7f"}
+
+
+def paired_intervals(ax: plt.Axes, rows: pd.DataFrame, label: str, xlabel: str,
+                     step: float | None = None) -> plt.Axes:
+    """A forest plot of paired comparisons: per row of `rows`, the mean difference (dot) and its interval (bar),
+    coloured by verdict, against a line at zero; the first row on top.
+
+    `rows` has the columns of `ferd.book.verdicts.paired_table` (`difference`, `ci_low`, `ci_high`, `verdict`)
+    and `label`. `step`, when given, shades +-step around zero: the resolution of one image per class, so a reader
+    sees which differences are smaller than the metric can resolve on one seed.
+    """
+    from matplotlib.patches import Patch
+
+    y = np.arange(len(rows))[::-1]
+    if step:
+        ax.axvspan(-step, step, color="0.9", zorder=0)
+    ax.axvline(0.0, color="black", lw=0.8, zorder=1)
+    for yi, r in zip(y, rows.itertuples()):
+        color = VERDICT_COLORS.get(r.verdict, "black")
+        if np.isfinite(r.ci_low) and np.isfinite(r.ci_high):
+            ax.plot([r.ci_low, r.ci_high], [yi, yi], color=color, lw=2.0, solid_capstyle="butt", zorder=2)
+        ax.plot([r.difference], [yi], "o", color=color, ms=6, zorder=3)
+    ax.set_yticks(y, list(rows[label]))
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel(xlabel)
+    shown = [v for v in VERDICT_COLORS if v in set(rows["verdict"])]
+    ax.legend(handles=[Patch(color=VERDICT_COLORS[v], label=v) for v in shown]
+              + ([Patch(color="0.9", label="within one image per class")] if step else []),
+              fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=4, frameon=False)  # above the rows
+    return ax
+
+
 # ------------------------------------------------------------------------------------------------
 # Helpers shared by the book's chapters (per-class bars, heat maps, per-class curves, t-SNE).
 # ------------------------------------------------------------------------------------------------
@@ -182,7 +216,7 @@ def per_class_bars(df, hue: str = "attack", value: str = "accuracy", hue_order: 
         highlight: a class index whose label is drawn in bold (e.g. the worst class).
     Returns: the Figure.
     """
-    fig, ax = _figure_axes(ax, (9, 3.6))
+    fig, ax = figure_axes(ax, (9, 3.6))
     names = (df[["class_index", "class_name"]].drop_duplicates().sort_values("class_index"))
     idx, labels = names["class_index"].to_numpy(), names["class_name"].astype(str).tolist()
     groups = list(hue_order) if hue_order is not None else list(dict.fromkeys(df[hue]))
@@ -220,7 +254,7 @@ def heatmap(matrix, row_labels: Iterable[str], col_labels: Iterable[str], ax: pl
     m = np.asarray(matrix, dtype=float)
     rows, cols = list(row_labels), list(col_labels)
     side = 0.45 * max(len(rows), len(cols)) + 1.5
-    fig, ax = _figure_axes(ax, (side + 1.0, side))
+    fig, ax = figure_axes(ax, (side + 1.0, side))
     im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.grid(False)
     ax.set_xticks(range(len(cols)))
@@ -255,7 +289,7 @@ def class_curves(x, values, class_names: Iterable[str], ax: plt.Axes | None = No
     """
     v = np.asarray(values, dtype=float)
     names = list(class_names)
-    fig, ax = _figure_axes(ax, (7, 3.6))
+    fig, ax = figure_axes(ax, (7, 3.6))
     colors = class_colors(len(names))
     for c, name in enumerate(names):
         ax.plot(x, v[:, c], color=colors[c], label=name, marker=marker,
@@ -281,7 +315,7 @@ def epoch_lines(curves, ax: plt.Axes | None = None, bars: Iterable[tuple[float, 
     Returns: the Figure. Used for pool agreement (ch. 2, 4), the largest class weight (ch. 3) and the FAE mask's
     non-robust fraction (ch. 4).
     """
-    fig, ax = _figure_axes(ax, (6.5, 3.4))
+    fig, ax = figure_axes(ax, (6.5, 3.4))
     scale = 100.0 if percent else 1.0
     styles = styles or {}
     for i, (label, (x, y)) in enumerate(curves.items()):
@@ -325,7 +359,7 @@ def class_scatter(points, labels, class_names: Iterable[str], ax: plt.Axes | Non
     p = np.asarray(points, dtype=float)
     lab = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
     names = list(class_names)
-    fig, ax = _figure_axes(ax, (5, 4.5))
+    fig, ax = figure_axes(ax, (5, 4.5))
     colors = class_colors(len(names))
     for c, name in enumerate(names):
         sel = lab == c
@@ -345,50 +379,3 @@ def attack_label(name: str, cfg=None) -> str:
     if cfg is None:
         return _attack_label(name)
     return _attack_label(name, cfg.attack.pgd_steps, cfg.attack.cw_steps)
-
-
-# ------------------------------------------------------------------------------------------------
-# The pipeline diagram (chapter 3): boxes and arrows drawn from data, so it changes with the code's names.
-# ------------------------------------------------------------------------------------------------
-PIPELINE_BOXES = {  # name: (x, y, label, which part of FERD it belongs to), in axes coordinates
-    "teacher": (0.09, 0.80, "robust teacher $f^T$\n(frozen)", "given"),
-    "generator": (0.35, 0.80, "generator $G(z)$,\nlabels $y \\sim p$", "synthesis"),
-    "pool": (0.62, 0.80, "synthetic pool\n(kept batch per round)", "synthesis"),
-    "utae": (0.88, 0.80, "UTAE $x_U$: KL-PGD\n$-\\gamma$ KL to uniform", "utae"),
-    "fae": (0.35, 0.42, "FAE: $\\mathcal{L}_{uni}$ on the\nnon-robust channels", "fae"),
-    "probe": (0.62, 0.42, "probe: PGD on $f^T$,\nvulnerability $D_c$", "reweighting"),
-    "student": (0.88, 0.42, "student $f^S$: IKL to\n$f^T$ on $x_F$ and $x_U$", "given"),
-    "weights": (0.09, 0.42, "class weights\n$p = \\mathrm{softmax}(D/\\tau)$", "reweighting"),
-}
-PIPELINE_ARROWS = [  # (start, end, label, curvature): start and end points in axes coordinates
-    ((0.16, 0.80), (0.28, 0.80), "BN, CE, adv.", 0.0), ((0.42, 0.80), (0.53, 0.80), "keep", 0.0),
-    ((0.71, 0.80), (0.81, 0.80), "batches", 0.0), ((0.88, 0.72), (0.88, 0.50), "", 0.0),
-    ((0.33, 0.72), (0.33, 0.50), "", 0.0), ((0.37, 0.50), (0.37, 0.72), "", 0.0),
-    ((0.40, 0.72), (0.57, 0.50), "last batch", 0.0), ((0.55, 0.36), (0.13, 0.36), "", -0.35),
-    ((0.12, 0.50), (0.29, 0.73), "next epoch", -0.2),
-]
-PIPELINE_PARTS = {"given": "#d9d9d9", "synthesis": "#a6cee3", "fae": "#b2df8a", "reweighting": "#fdbf6f",
-                  "utae": "#cab2d6"}
-
-
-def pipeline_diagram(ax: plt.Axes | None = None) -> plt.Figure:
-    """FERD's pipeline: one epoch from the teacher to the student, with the three parts coloured
-    (reweighting, FAE, UTAE) and the data-free synthesis they act on."""
-    from matplotlib.patches import FancyArrowPatch, Patch
-
-    fig, ax = _figure_axes(ax, (11, 4.2))
-    for name, (x, y, label, part) in PIPELINE_BOXES.items():
-        ax.text(x, y, label, ha="center", va="center", fontsize=9, transform=ax.transAxes,
-                bbox={"boxstyle": "round,pad=0.5", "fc": PIPELINE_PARTS[part], "ec": "black", "lw": 0.8})
-    for start, end, label, bend in PIPELINE_ARROWS:
-        ax.add_patch(FancyArrowPatch(start, end, transform=ax.transAxes, arrowstyle="-|>", mutation_scale=12,
-                                     lw=1.0, color="black", connectionstyle=f"arc3,rad={bend}"))
-        if label:
-            ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.03, label, ha="center", va="bottom",
-                    fontsize=8, style="italic", transform=ax.transAxes)
-    ax.legend(handles=[Patch(fc=c, ec="black", label=n) for n, c in PIPELINE_PARTS.items()], loc="lower right",
-              fontsize=8, frameon=False, ncol=5, bbox_to_anchor=(1.0, 0.1))
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0.1, 0.95)
-    ax.set_axis_off()
-    return fig
