@@ -3,6 +3,7 @@ runs of the chapters' default parameters are all among the queue's runs, so `fer
 from __future__ import annotations
 
 import runpy
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -202,3 +203,18 @@ def test_the_cost_report_groups_every_queue_job_by_what_it_computes():
     assert prefix["ch08_book"] == "ch" and prefix["teacher"] == "teacher"
     # each group's chapters are named, and every job lands in a group whose description is not empty
     assert all(groups[group(name)][1] and groups[group(name)][2] for name in prefix)
+
+
+def test_time_left_prices_each_pending_job_at_its_kind_then_its_family_then_all():
+    status = runpy.run_path(str(QUEUE / "status.py"))
+    finished = [{"job": "ferd_fmnist-resnet_s0", "attempts": 1, "wall_s": 3000.0},
+                {"job": "ferd_fmnist-resnet_s1", "attempts": 1, "wall_s": 3200.0},
+                {"job": "ferd_fmnist-resnet_s2", "attempts": 2, "wall_s": 100.0},  # resumed: not a price
+                {"job": "aa100_dfrd_plain_fmnist-resnet_s0", "attempts": 1, "wall_s": 900.0},
+                {"job": "ch08_book", "attempts": 1, "wall_s": 400.0}]
+    left = status["core_seconds_left"]
+    assert left(["ferd_fmnist-resnet_s3"], finished) == 3100.0  # its kind's median
+    assert left(["aa100_ferd_fmnist-mobilenet_s1"], finished) == 900.0  # its family, 'aa100'
+    assert left(["ferd_no_fae_fmnist-resnet_s0"], finished) == 3100.0  # family 'ferd'
+    assert left(["dfard_fmnist-resnet_s0"], finished) == statistics.median([3000.0, 3200.0, 900.0, 400.0])
+    assert left(["ch08_book"], finished) == 0.0  # a chapter job that ran once only re-reads the store
