@@ -49,7 +49,8 @@ def core_seconds_left(pending_jobs: list[str], finished: list[dict]) -> float:
     for job in pending_jobs:
         if job in done_chapters:
             continue
-        for same in (lambda k: k == kind(job), lambda k: k.split("_")[0] == kind(job).split("_")[0], lambda k: True):
+        k = kind(job)
+        for same in (lambda other: other == k, lambda other: other.split("_")[0] == k.split("_")[0], lambda _: True):
             walls = [r["wall_s"] for r in timed if same(kind(r["job"]))]
             if walls:
                 total += statistics.median(walls)
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         name, *job = line.split()
         ok = job_done(job, store)
         done += ok
-        left += [] if ok else [name]
+        if not ok:
+            left.append(name)
         if args.pending:
             if not ok:
                 print(line)
